@@ -3,6 +3,7 @@
 // no global state: safe to call from any thread.
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <string>
 #include <string_view>
@@ -19,15 +20,16 @@ enum class KernelType { kProcess, kUnmanaged };  // "PROCESS" (managed) / "UNMAN
 
 std::string_view KernelTypeName(KernelType type);
 
-// What a requirement line may be beyond a PEP 508 name-based requirement. Everything is off by
-// default: pip options could redirect installs to other indexes, direct URLs and local paths
-// bypass the configured index settings.
-struct ParseOptions {
-  bool allow_pip_options = false;   // "--index-url X", "-r file", "-e path", "--extra-index-url X"
-  bool allow_direct_urls = false;   // "pkg @ https://...", bare "https://.../x.whl"
-  bool allow_local_paths = false;   // "./x", "/abs/x.whl", "file:///..."
-  int max_workers = 64;             // upper bound accepted for "workers"
-};
+// ParseOptions (what a requirement line may be beyond a name-based requirement, and the
+// workers limit) is declared in kernel-spec/requirement.h.
+
+// Limits on a document (a longer requirement line is also an error: kMaxRequirementLineLength).
+inline constexpr std::size_t kMaxRequirementsPerField = 2000;
+inline constexpr std::size_t kMaxKernelNameLength = 63;
+inline constexpr std::size_t kMaxEnvEntries = 128;
+inline constexpr std::size_t kMaxEnvValueBytes = 32 * 1024;
+inline constexpr std::size_t kMaxUnknownFields = 64;
+inline constexpr int kMaxJsonDepth = 64;
 
 struct KernelSpec {
   std::string name;                        // validated kernel name
@@ -51,14 +53,30 @@ struct KernelSpec {
 // offending field in the message and in the "field" detail, e.g. field
 // "requestedDependencies[2]", message "requestedDependencies[2]: \"--index-url http://x\" is a
 // pip option; options are not allowed in requirements (configure [packages] index settings)".
+// When the text is not JSON, nests deeper than kMaxJsonDepth, or is not a JSON object, the
+// error also has the detail ("reason", "invalid_json") (see IsInvalidJson; HTTP 400 rather than
+// 422), the "field" detail is "" and, for syntax errors, the message starts with "invalid JSON".
+// Read-only fields (status, envHash, ...) are ignored; unknown fields are kept with a warning.
 Result<KernelSpec> ParseKernelDocument(std::string_view json_text, const ParseOptions& options);
 Result<KernelSpec> ParseKernelJson(const nlohmann::json& document, const ParseOptions& options);
+
+// Whether `status` says the input was not a JSON object at all (detail "reason" is
+// "invalid_json"), as opposed to a JSON object that is not a valid kernel document.
+bool IsInvalidJson(const Status& status);
+
+// The top-level fields the parser reads, and the read-only ones it ignores on input (the
+// supervisor's own output fields). Every other field is "unknown".
+const std::vector<std::string_view>& KernelDocumentFields();
+const std::vector<std::string_view>& ReadOnlyKernelFields();
 
 // Validates a kernel name on its own (used for URL path segments too).
 Status ValidateKernelName(std::string_view name);
 
 // The document in the Hub's shape with normalized values, plus "workers" and "env" and the
-// unknown fields. When `redact_env` is true, env values are replaced by a masked form.
+// unknown fields. When `redact_env` is true, env values are replaced by a masked form (values
+// of 12 characters or more keep their first 3 characters, then "****"; shorter ones "****").
+// "version" is null when empty; requestedDependencies is an array of canonical lines and
+// frozenDependencies one "\n"-joined string of canonical lines. Never throws.
 nlohmann::json ToJson(const KernelSpec& spec, bool redact_env);
 
 // The canonical text from which the environment hash is computed: Python version, the effective

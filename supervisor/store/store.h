@@ -1,6 +1,8 @@
 // Store: the supervisor's durable state in one SQLite database (WAL, foreign keys on), with
 // versioned schema migrations. Every write is one transaction. Not thread-safe: owned and used
 // by the supervisor's core thread only. No exception escapes; failures come back as Status.
+// The schema version is MAX(version) of the table schema_migrations(version, applied_at); see
+// migrations.cc for the ordered list of steps and how to append one.
 #pragma once
 
 #include <cstdint>
@@ -8,40 +10,62 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/result.h"
 
 namespace SQLite {
 class Database;
-}
+class Statement;
+}  // namespace SQLite
 
 namespace gsk::store {
 
 struct KernelRow {
   std::string name;
-  std::string type;            // "PROCESS" | "UNMANAGED"
-  std::string spec_json;       // the normalized kernel document (kernel-spec ToJson, unredacted)
+  std::string type;       // "PROCESS" | "UNMANAGED"
+  std::string spec_json;  // the normalized kernel document (kernel-spec ToJson, unredacted)
   std::string env_hash;
-  std::string status;          // "pending" | "building" | "ready" | "failed"
-  std::string last_error;      // "" when none
-  int64_t generation = 1;      // bumped whenever the document changes
+  std::string status;      // "pending" | "building" | "ready" | "failed"
+  std::string last_error;  // "" when none
+  int64_t generation = 1;  // bumped whenever the document changes
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
 };
 
+// A virtual environment, keyed by the kernel-spec env hash; shared by every kernel with that hash.
+struct EnvRow {
+  std::string hash;
+  std::string python_version;       // "3.11" as requested
+  std::string interpreter;          // the interpreter it was built with
+  std::string interpreter_version;  // "3.11.2"
+  std::string path;                 // the venv directory
+  std::string requirements;         // the requirement lines installed, "\n"-joined
+  std::string status;               // "building" | "ready" | "failed"
+  std::string last_error;
+  int64_t size_bytes = 0;
+  int64_t attempts = 0;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+  int64_t last_used_at_ms = 0;
+  int64_t build_started_at_ms = 0;
+  int64_t build_finished_at_ms = 0;
+};
+
 struct Event {
-  int64_t id = 0;              // assigned by the store
+  int64_t id = 0;  // assigned by the store
   int64_t ts_ms = 0;
-  std::string kind;            // "kernel.created", "kernel.deleted", ...
-  std::string subject;         // "kernel/NAME", "worker/ID", "supervisor"
-  std::string actor;           // "rest", "admin-socket", "supervisor"
+  std::string kind;     // "kernel.created", "kernel.deleted", ...
+  std::string subject;  // "kernel/NAME", "worker/ID", "supervisor"
+  std::string actor;    // "rest", "admin-socket", "supervisor"
   std::string detail_json = "{}";
 };
 
 struct EventFilter {
-  std::string subject;         // "" for all
-  int64_t after_id = 0;        // only events with id > after_id
+  std::string subject;   // "" for all
+  int64_t after_id = 0;  // only events with id > after_id
   int limit = 100;
 };
 
@@ -50,6 +74,10 @@ class Store {
   // Opens or creates the database at `path`, applies pending migrations in one transaction
   // each, and checks that the schema is not newer than this binary understands
   // (kFailedPrecondition: "database schema version 7 is newer than this binary (5)").
+  // REQUIRES: the parent directory exists (the caller creates the state directory); otherwise,
+  // or when the file cannot be opened as a database, kFailedPrecondition naming the path.
+  // The database file (and its -wal/-shm files) get mode 0600; WAL, foreign keys,
+  // synchronous=NORMAL and a 5 s busy timeout are set on the connection.
   static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& path);
   ~Store();
   Store(const Store&) = delete;
@@ -58,9 +86,13 @@ class Store {
   static int LatestSchemaVersion();
   Result<int> SchemaVersion();
 
+  // Writes fail with kInvalidArgument when a value breaks a schema rule (an unknown status, an
+  // empty name or event kind, spec_json/detail_json that is not JSON); nothing is written then.
+
   // Inserts the kernel and its event atomically. kAlreadyExists if the name is taken.
   Status InsertKernel(const KernelRow& row, const Event& event);
-  // Replaces the row with the same name and appends the event atomically. kNotFound if absent.
+  // Replaces the row with the same name (every column) and appends the event atomically.
+  // kNotFound if absent.
   Status UpdateKernel(const KernelRow& row, const Event& event);
   // Deletes the kernel and appends the event atomically. kNotFound if absent.
   Status DeleteKernel(const std::string& name, const Event& event);
@@ -68,21 +100,51 @@ class Store {
   Result<std::vector<KernelRow>> ListKernels();  // ordered by name
   Result<int64_t> CountKernels();
 
-  Status AppendEvent(const Event& event);
-  Result<std::vector<Event>> ListEvents(const EventFilter& filter);  // ordered by id
+  // Envs (env_store.cc). PutEnv inserts or replaces the row and, in the same transaction, sets
+  // status/last_error of every kernel whose env_hash is env.hash ("building", "ready" or
+  // "failed", mirroring the env) and appends the event.
+  Status PutEnv(const EnvRow& env, const Event& event);
+  Result<std::optional<EnvRow>> GetEnv(const std::string& hash);
+  Result<std::vector<EnvRow>> ListEnvs();  // ordered by hash
+  // Deletes the env row (if present) and appends the event. Kernels keep their env_hash.
+  Status DeleteEnv(const std::string& hash, const Event& event);
+  Status TouchEnv(const std::string& hash, int64_t used_at_ms);
+  // Number of kernels whose env_hash is `hash`.
+  Result<int64_t> CountKernelsWithEnv(const std::string& hash);
+  // Sets status/last_error of the kernels with env_hash `hash` (no event; for pending->building
+  // style transitions that PutEnv does not cover).
+  Status SetKernelsStatus(const std::string& hash, const std::string& status,
+                          const std::string& last_error, int64_t now_ms);
+
+  Status AppendEvent(const Event& event);  // event.id is ignored; the store assigns it
+  // Ordered by id. kInvalidArgument unless 1 <= filter.limit <= kMaxEventLimit.
+  Result<std::vector<Event>> ListEvents(const EventFilter& filter);
+  static constexpr int kMaxEventLimit = 10000;
+
+  // The value of one of the connection's settings: "journal_mode", "foreign_keys",
+  // "synchronous" or "busy_timeout" (kInvalidArgument for any other name). For status pages.
+  Result<std::string> Pragma(std::string_view name);
 
   // Result of PRAGMA integrity_check: "ok" when the database is sound.
   Result<std::string> IntegrityCheck();
 
-  // For tests of migrations: opens `path` and migrates only up to `version`.
+  // For tests of migrations: opens `path` and migrates only up to `version` (never down; a
+  // database already past `version` is opened as it is). kInvalidArgument unless
+  // 0 <= version <= LatestSchemaVersion(). Version 0 is an empty database.
   static Result<std::unique_ptr<Store>> OpenAtVersion(const std::filesystem::path& path,
                                                       int version);
 
  private:
   explicit Store(std::unique_ptr<SQLite::Database> db);
-  Status Migrate(int target_version);
+  Status Migrate(int target_version);  // defined in migrations.cc
+  // The cached prepared statement for `sql`, reset; `sql` must be a static string (its address
+  // is the cache key). Throws SQLite::Exception.
+  SQLite::Statement& Prepared(const char* sql);
+  void WriteEvent(const Event& event);  // throws SQLite::Exception
 
   std::unique_ptr<SQLite::Database> db_;
+  // Declared after db_ so that the statements are finalized before the connection closes.
+  std::unordered_map<const char*, std::unique_ptr<SQLite::Statement>> statements_;
 };
 
 }  // namespace gsk::store

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sets everything up on Debian 12 and runs the whole test suite: the CI build (warnings as
+# errors) with unit, integration and end-to-end tests, then the same suite under ASan+UBSan.
+# GSK_SKIP_ASAN=1 skips the sanitizer pass. Ends with ctest's summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+export CCACHE_DIR="${CCACHE_DIR:-$PWD/.cache/ccache}"
+JOBS="${GSK_JOBS:-$(nproc)}"
+status=0
+
+run_preset() {
+  local preset=$1
+  echo "=== $preset: configure and build"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$JOBS"
+  echo "=== $preset: test"
+  ctest --preset "$preset" -j "$JOBS" --timeout 600 || status=1
+}
+
+if [[ "${GSK_SKIP_ASAN:-0}" != 1 ]]; then
+  run_preset asan
+fi
+run_preset ci
+exit $status

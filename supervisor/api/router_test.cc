@@ -1,0 +1,177 @@
+#include "supervisor/api/router.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "base/fake_clock.h"
+
+namespace gsk::api {
+namespace {
+
+using nlohmann::json;
+constexpr const char* kToken = "0123456789abcdef0123456789abcdef";
+constexpr const char* kDoc =
+    R"({"name":"my-kernel","pythonVersion":"3.11","requestedDependencies":["scikit-learn==1.3.2"],
+        "frozenDependencies":"joblib==1.3.2\nscikit-learn==1.3.2","type":"PROCESS",
+        "version":"2.14.0"})";
+
+class RouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/gsk-router-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    auto store = store::Store::Open(dir_ / "supervisor.db");
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+    service_ = std::make_unique<service::KernelService>(store_.get(), &clock_,
+                                                        service::ServiceOptions{});
+    RouterOptions options;
+    options.api_token = kToken;
+    options.status_info = [] { return json{{"version", "test"}}; };
+    router_ = std::make_unique<Router>(service_.get(), options);
+  }
+  void TearDown() override {
+    auto check = store_->IntegrityCheck();
+    ASSERT_TRUE(check.ok());
+    EXPECT_EQ(*check, "ok");
+    router_.reset();
+    service_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  HttpResponse Call(std::string method, std::string target, std::string body = "",
+                    std::string content_type = "application/json",
+                    std::string auth = std::string("Bearer ") + kToken) {
+    HttpRequest r{std::move(method), std::move(target), std::move(content_type), std::move(auth),
+                  std::move(body), false};
+    return router_->Handle(r);
+  }
+  static json Body(const HttpResponse& r) { return json::parse(r.body); }
+  static std::string Code(const HttpResponse& r) { return Body(r)["error"]["code"]; }
+  int64_t KernelCount() { return store_->CountKernels().ok() ? *store_->CountKernels() : 99; }
+
+  std::filesystem::path dir_;
+  FakeClock clock_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<service::KernelService> service_;
+  std::unique_ptr<Router> router_;
+};
+
+TEST_F(RouterTest, HealthzNeedsNoToken) {
+  HttpResponse r = Call("GET", "/healthz", "", "", "");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(Body(r)["status"], "ok");
+  router_->SetDraining(true);
+  EXPECT_EQ(Call("GET", "/healthz").status, 503);
+}
+
+TEST_F(RouterTest, CreateListShowDelete) {
+  HttpResponse created = Call("POST", "/api/v1/kernels", kDoc);
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(Body(created)["status"], "pending");
+  EXPECT_EQ(Call("POST", "/api/v1/kernels", kDoc).status, 200);  // idempotent retry
+  HttpResponse list = Call("GET", "/api/v1/kernels");
+  ASSERT_EQ(list.status, 200);
+  EXPECT_EQ(Body(list)["count"], 1);
+  EXPECT_EQ(Body(list)["kernels"][0]["name"], "my-kernel");
+  HttpResponse show = Call("GET", "/api/v1/kernels/my-kernel");
+  ASSERT_EQ(show.status, 200);
+  EXPECT_EQ(Body(show)["frozenDependencies"], "joblib==1.3.2\nscikit-learn==1.3.2");
+  EXPECT_EQ(Call("DELETE", "/api/v1/kernels/my-kernel").status, 200);
+  EXPECT_EQ(Call("GET", "/api/v1/kernels/my-kernel").status, 404);
+}
+
+TEST_F(RouterTest, TokenIsRequiredAndChecked) {
+  for (const char* auth : {"", "Bearer wrong", "Basic abc", "Bearer ",
+                           "bearer 0123456789abcdef0123456789abcdef"}) {
+    HttpResponse r = Call("GET", "/api/v1/kernels", "", "", auth);
+    EXPECT_EQ(r.status, 401) << auth;
+    EXPECT_EQ(Code(r), "UNAUTHENTICATED");
+    ASSERT_FALSE(r.headers.empty());
+    EXPECT_EQ(r.headers[0].first, "WWW-Authenticate");
+  }
+  HttpRequest trusted{"GET", "/api/v1/kernels", "", "", "", true};
+  EXPECT_EQ(router_->Handle(trusted).status, 200);
+  EXPECT_TRUE(TokenMatches(std::string("Bearer ") + kToken, kToken));
+  EXPECT_FALSE(TokenMatches(std::string("Bearer ") + kToken, ""));
+}
+
+TEST_F(RouterTest, BadRequestsGetTheRightStatusAndWriteNothing) {
+  struct Case {
+    std::string method, target, body, content_type;
+    int status;
+    std::string code;
+  } cases[] = {
+      {"POST", "/api/v1/kernels", R"({"name":"../x","pythonVersion":"3.11"})",
+       "application/json", 422, "INVALID_ARGUMENT"},
+      {"POST", "/api/v1/kernels",
+       R"({"name":"x","pythonVersion":"3.11","requestedDependencies":["--index-url http://x"]})",
+       "application/json", 422, "INVALID_ARGUMENT"},
+      {"POST", "/api/v1/kernels", "{oops", "application/json", 400, "INVALID_JSON"},
+      {"POST", "/api/v1/kernels", "[1,2]", "application/json", 400, "INVALID_JSON"},
+      {"POST", "/api/v1/kernels", kDoc, "text/plain", 415, "UNSUPPORTED_MEDIA_TYPE"},
+      {"POST", "/api/v1/kernels", kDoc, "", 415, "UNSUPPORTED_MEDIA_TYPE"},
+      {"PATCH", "/api/v1/kernels", kDoc, "application/json", 405, "METHOD_NOT_ALLOWED"},
+      {"POST", "/api/v1/kernels/x", kDoc, "application/json", 405, "METHOD_NOT_ALLOWED"},
+      {"GET", "/api/v2/kernels", "", "", 404, "NOT_FOUND"},
+      {"GET", "/nope", "", "", 404, "NOT_FOUND"},
+      {"GET", "/api/v1/kernels/..", "", "", 400, "BAD_REQUEST"},
+      {"GET", "/api/v1/kernels/%2e%2e%2fx", "", "", 404, "NOT_FOUND"},
+      {"GET", "/api/v1/kernels/%zz", "", "", 404, "NOT_FOUND"},
+      {"GET", "/api/v1/events?limit=0", "", "", 400, "BAD_REQUEST"},
+      {"GET", "/api/v1/events?bogus=1", "", "", 400, "BAD_REQUEST"},
+  };
+  for (const auto& c : cases) {
+    HttpResponse r = Call(c.method, c.target, c.body, c.content_type);
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.target << " " << r.body;
+    EXPECT_EQ(Code(r), c.code) << c.target;
+    EXPECT_FALSE(Body(r)["error"]["message"].get<std::string>().empty());
+  }
+  EXPECT_EQ(KernelCount(), 0);
+  auto events = store_->ListEvents({});
+  ASSERT_TRUE(events.ok());
+  EXPECT_TRUE(events->empty());
+}
+
+TEST_F(RouterTest, ValidationErrorsNameTheField) {
+  HttpResponse r = Call("POST", "/api/v1/kernels", R"({"name":"../x","pythonVersion":"3.11"})");
+  ASSERT_EQ(r.status, 422);
+  EXPECT_EQ(Body(r)["error"]["details"]["field"], "name");
+}
+
+TEST_F(RouterTest, MethodNotAllowedListsAllowedMethods) {
+  HttpResponse r = Call("DELETE", "/api/v1/kernels");
+  ASSERT_EQ(r.status, 405);
+  ASSERT_FALSE(r.headers.empty());
+  EXPECT_EQ(r.headers[0].second, "GET, POST");
+}
+
+TEST_F(RouterTest, StatusMappingIsComplete) {
+  EXPECT_EQ(StatusResponse(NotFound("x")).status, 404);
+  EXPECT_EQ(StatusResponse(AlreadyExists("x")).status, 409);
+  EXPECT_EQ(StatusResponse(ResourceExhausted("x")).status, 429);
+  EXPECT_EQ(StatusResponse(Unavailable("x")).status, 503);
+  EXPECT_EQ(StatusResponse(Internal("x")).status, 500);
+  EXPECT_EQ(PayloadTooLarge(1024).status, 413);
+  EXPECT_EQ(Body(PayloadTooLarge(1024))["error"]["code"], "PAYLOAD_TOO_LARGE");
+}
+
+TEST_F(RouterTest, PutReplacesAndRejectsRenames) {
+  ASSERT_EQ(Call("POST", "/api/v1/kernels", kDoc).status, 201);
+  json doc = json::parse(kDoc);
+  doc["workers"] = 2;
+  HttpResponse r = Call("PUT", "/api/v1/kernels/my-kernel", doc.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["generation"], 2);
+  EXPECT_EQ(Body(r)["workers"], 2);
+  doc["name"] = "other";
+  EXPECT_EQ(Call("PUT", "/api/v1/kernels/my-kernel", doc.dump()).status, 422);
+}
+
+}  // namespace
+}  // namespace gsk::api

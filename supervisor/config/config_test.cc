@@ -1,0 +1,125 @@
+#include "supervisor/config/config.h"
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+namespace gsk::config {
+namespace {
+
+TEST(ConfigTest, DefaultsAreSafe) {
+  Config c;
+  EXPECT_EQ(c.server.listen, "127.0.0.1:40051");
+  EXPECT_EQ(c.server.admin_socket_mode, 0600u);
+  EXPECT_FALSE(c.packages.allow_pip_options);
+  EXPECT_FALSE(c.packages.allow_direct_urls);
+  EXPECT_FALSE(c.packages.allow_local_paths);
+}
+
+TEST(ConfigTest, ReadsEverySection) {
+  auto c = LoadTomlString(R"(
+[server]
+listen = "127.0.0.1:0"
+admin_socket_mode = "0660"
+max_body_bytes = 2048
+[state]
+dir = "/tmp/x"
+[python]
+interpreters = ["/usr/bin/python3.11"]
+[packages]
+index_url = "http://127.0.0.1:8080/simple"
+find_links = ["/srv/wheels"]
+offline = true
+[limits]
+max_kernels = 10
+[builds]
+timeout_seconds = 60
+max_concurrent = 1
+disk_budget_mb = 100
+[log]
+level = "debug"
+)",
+                          "test.toml", Config{});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->server.listen, "127.0.0.1:0");
+  EXPECT_EQ(c->server.admin_socket_mode, 0660u);
+  EXPECT_EQ(c->server.max_body_bytes, 2048u);
+  EXPECT_EQ(c->state_dir, "/tmp/x");
+  EXPECT_EQ(c->python_interpreters.size(), 1u);
+  EXPECT_TRUE(c->packages.offline);
+  EXPECT_EQ(c->limits.max_kernels, 10);
+  EXPECT_EQ(c->log_level, "debug");
+  EXPECT_EQ(c->builds.timeout_seconds, 60);
+  EXPECT_EQ(c->builds.max_concurrent, 1);
+  EXPECT_EQ(c->builds.disk_budget_mb, 100);
+  EXPECT_NE(c->IndexFingerprint(), Config{}.IndexFingerprint());
+}
+
+TEST(ConfigTest, ErrorsNameTheKeyAndFile) {
+  struct Case {
+    const char* toml;
+    const char* fragment;
+  } cases[] = {
+      {"[server]\nlisten = 5\n", "test.toml: [server] listen: expected a string"},
+      {"[server]\nlisen = \"x\"\n", "[server] lisen: unknown key"},
+      {"[servr]\n", "unknown section or key \"servr\""},
+      {"[server]\nmax_body_bytes = 1\n", "max_body_bytes: must be between"},
+      {"[server]\nadmin_socket_mode = \"0044\"\n", "admin_socket_mode"},
+      {"[packages]\nfind_links = \"x\"\n", "expected an array of strings"},
+      {"[server\n", "test.toml:1:"},
+  };
+  for (const auto& tc : cases) {
+    auto c = LoadTomlString(tc.toml, "test.toml", Config{});
+    ASSERT_FALSE(c.ok()) << tc.toml;
+    EXPECT_NE(c.status().message().find(tc.fragment), std::string::npos)
+        << c.status().message();
+  }
+}
+
+TEST(ConfigTest, ResolveValidatesListenAndLevel) {
+  Config c;
+  c.state_dir = "/tmp/gsk-state";
+  c.server.listen = "localhost";
+  EXPECT_FALSE(Resolve(c).ok());
+  c.server.listen = "127.0.0.1:40051";
+  c.log_level = "loud";
+  EXPECT_FALSE(Resolve(c).ok());
+  c.log_level = "info";
+  auto r = Resolve(c);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->DatabasePath(), "/tmp/gsk-state/supervisor.db");
+  c.server.admin_socket = "/tmp/" + std::string(120, 'a');
+  EXPECT_FALSE(Resolve(c).ok());
+}
+
+// packaging/config.toml documents every key as a commented "# key = value" line: with all of
+// them uncommented, the real parser must accept the file (so the docs cannot drift).
+TEST(ConfigTest, ShippedConfigLoadsWithEveryDocumentedKey) {
+  std::ifstream in(std::string(GSK_SOURCE_DIR) + "/packaging/config.toml");
+  ASSERT_TRUE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  auto shipped = LoadTomlString(text.str(), "config.toml", Config{});
+  ASSERT_TRUE(shipped.ok()) << shipped.status().ToString();
+  std::string full = std::regex_replace(text.str(), std::regex("(^|\n)# ([a-z_]+ = )"), "$1$2");
+  ASSERT_NE(full, text.str());
+  auto uncommented = LoadTomlString(full, "config.toml", Config{});
+  ASSERT_TRUE(uncommented.ok()) << uncommented.status().ToString();
+  EXPECT_EQ(uncommented->builds.timeout_seconds, Config{}.builds.timeout_seconds);
+  EXPECT_EQ(uncommented->limits.max_kernels, Config{}.limits.max_kernels);
+}
+
+TEST(ConfigTest, ParsesHostPort) {
+  auto hp = ParseHostPort("[::1]:8080");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->host, "::1");
+  EXPECT_EQ(hp->port, 8080);
+  EXPECT_FALSE(ParseHostPort("127.0.0.1:70000").ok());
+  EXPECT_FALSE(ParseHostPort(":80").ok());
+  EXPECT_FALSE(ParseHostPort("127.0.0.1:8a").ok());
+}
+
+}  // namespace
+}  // namespace gsk::config

@@ -1,0 +1,26 @@
+// Startup helpers that turn the config into what the env builder needs: the interpreters found
+// on this machine and the worker-shim wheel. Called once on the main thread before serving.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "supervisor/config/config.h"
+#include "supervisor/envs/env_manager.h"
+#include "supervisor/python/interpreters.h"
+
+namespace gsk::daemon {
+
+// [python] shim_wheel, else the wheel the build put next to the binary
+// (<build>/worker-shim/dist), else /usr/share/giskard-supervisor. kNotFound says where it looked.
+Result<std::filesystem::path> FindShimWheel(const config::Config& config);
+
+std::vector<python::Interpreter> DiscoverConfiguredInterpreters(const config::Config& config);
+
+envs::EnvManagerOptions MakeEnvManagerOptions(const config::Config& config,
+                                              std::vector<python::Interpreter> interpreters,
+                                              std::filesystem::path shim_wheel);
+
+}  // namespace gsk::daemon

@@ -1,0 +1,72 @@
+// ChildProcess: one launched process as the real launcher tracks it, from exec to on_exit:
+// its exit (a pidfd, through Boost.Process's async_wait), its piped output, the SIGTERM/SIGKILL
+// escalation, and the wait for the rest of its process group. Internal to the launcher; lives
+// on the io thread, kept alive by its pending handlers.
+#pragma once
+
+#include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "base/status.h"
+#include "supervisor/process/output_sink.h"
+#include "supervisor/process/process_launcher.h"
+#include "supervisor/process/unique_fd.h"
+
+namespace gsk::process::internal {
+
+class ChildProcess : public std::enable_shared_from_this<ChildProcess> {
+ public:
+  struct Options {
+    ProcessHandle handle;
+    ProcessLauncher::ExitCallback on_exit;
+    std::function<void(std::string_view)> on_output;  // may be empty
+    std::optional<LogWriter> log;                     // set when the launcher writes the log
+    UniqueFd pipe_read;                               // the child's stdout+stderr, or none
+    std::function<void()> on_done;  // the launcher forgets the child; called before on_exit
+  };
+
+  ChildProcess(boost::asio::io_context& io, Options options);
+  ~ChildProcess();
+
+  // Starts watching the exit and reading the output. On error the caller kills and reaps.
+  Status Start();
+  void Stop(std::chrono::milliseconds grace);
+  void Kill();
+  // For the launcher's destructor: SIGKILL, reap synchronously, never call back.
+  void Abandon();
+
+ private:
+  void OnReaped(bool ok, int native_status);
+  void WaitForGroup();
+  void Signal(int sig);
+  void Read();
+  void Deliver(std::string_view data);
+  void Finish();
+  void CompleteFinish();
+
+  boost::asio::io_context& io_;
+  Options options_;
+  struct ExitWatch;  // Boost.Process's handle, kept out of this header
+  std::unique_ptr<ExitWatch> exit_watch_;
+  boost::asio::steady_timer kill_timer_;
+  boost::asio::posix::stream_descriptor pipe_;
+  std::array<char, 16384> buffer_{};
+  std::optional<LineSplitter> lines_;
+  std::vector<std::unique_ptr<boost::asio::posix::stream_descriptor>> members_;
+  size_t members_pending_ = 0;
+  ExitInfo exit_;
+  bool abandoned_ = false;
+  bool reading_ = false;
+  bool stopping_ = false;
+  bool reaped_ = false;
+  bool finishing_ = false;
+};
+
+}  // namespace gsk::process::internal

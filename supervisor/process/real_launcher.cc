@@ -1,0 +1,99 @@
+// The launcher of real processes: prepares a spec, spawns it, and hands it to a ChildProcess.
+
+#include <boost/asio/io_context.hpp>
+#include <map>
+
+#include "supervisor/process/child_process.h"
+#include "supervisor/process/launch_prep.h"
+#include "supervisor/process/log_rotation.h"
+#include "supervisor/process/proc_fs.h"
+#include "supervisor/process/process_launcher.h"
+#include "supervisor/process/spawn.h"
+
+namespace gsk::process {
+namespace {
+
+using internal::ChildProcess;
+
+class RealLauncher final : public ProcessLauncher {
+ public:
+  explicit RealLauncher(boost::asio::io_context& io) : io_(io), watcher_(io) {}
+
+  ~RealLauncher() override {
+    for (auto& [id, child] : children_) child->Abandon();
+    for (auto& [id, token] : watch_tokens_) watcher_.Unwatch(token);
+  }
+
+  Result<ProcessHandle> Launch(ProcessSpec spec, ExitCallback on_exit) override;
+
+  void Stop(const ProcessHandle& handle, std::chrono::milliseconds grace) override {
+    if (ChildProcess* child = Find(handle)) child->Stop(grace);
+  }
+
+  void Kill(const ProcessHandle& handle) override {
+    if (ChildProcess* child = Find(handle)) child->Kill();
+  }
+
+ private:
+  ChildProcess* Find(const ProcessHandle& handle) {
+    auto it = children_.find(handle.id());
+    return it == children_.end() ? nullptr : it->second.get();
+  }
+
+  void Forget(uint64_t id) {
+    if (auto it = watch_tokens_.find(id); it != watch_tokens_.end()) {
+      watcher_.Unwatch(it->second);
+      watch_tokens_.erase(it);
+    }
+    children_.erase(id);
+  }
+
+  boost::asio::io_context& io_;
+  internal::LogRotationWatcher watcher_;
+  uint64_t next_id_ = 1;
+  std::map<uint64_t, std::shared_ptr<ChildProcess>> children_;
+  std::map<uint64_t, int> watch_tokens_;  // children whose log the child itself writes
+};
+
+Result<ProcessHandle> RealLauncher::Launch(ProcessSpec spec, ExitCallback on_exit) {
+  GSK_ASSIGN_OR_RETURN(internal::PreparedLaunch prep, internal::PrepareLaunch(spec));
+  std::optional<int> watch;
+  if (!spec.on_output && !spec.log_file.empty() && spec.log_rotate_bytes > 0) {
+    GSK_ASSIGN_OR_RETURN(watch, watcher_.Watch(spec.log_file, spec.log_rotate_bytes));
+  }
+  std::vector<const char*> envp = prep.Envp();
+  Result<int> pid = internal::Spawn(spec.argv, envp.data(), prep.Setup());
+  if (!pid.ok()) {
+    if (watch) watcher_.Unwatch(*watch);
+    return pid.status();
+  }
+  int pgid = spec.new_process_group ? *pid : 0;
+  // Not reaped yet, so /proc/<pid> is there even if it has exited already.
+  Result<int64_t> start_time = ProcessStartTime(*pid);
+  ProcessHandle handle(next_id_++, *pid, pgid, start_time.ok() ? *start_time : 0);
+
+  ChildProcess::Options options;
+  options.handle = handle;
+  options.on_exit = std::move(on_exit);
+  options.on_output = std::move(spec.on_output);
+  options.log = std::move(prep.log);
+  options.pipe_read = std::move(prep.pipe_read);
+  options.on_done = [this, id = handle.id()] { Forget(id); };
+  auto child = std::make_shared<ChildProcess>(io_, std::move(options));
+  if (Status started = child->Start(); !started.ok()) {
+    child->Abandon();  // kills and reaps it
+    if (watch) watcher_.Unwatch(*watch);
+    return started;
+  }
+  children_.emplace(handle.id(), std::move(child));
+  if (watch) watch_tokens_.emplace(handle.id(), *watch);
+  return handle;
+}
+
+}  // namespace
+
+std::unique_ptr<ProcessLauncher> MakeRealLauncher(boost::asio::io_context& io) {
+  return std::make_unique<RealLauncher>(io);
+}
+
+}  // namespace gsk::process

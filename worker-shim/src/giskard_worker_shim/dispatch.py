@@ -1,0 +1,59 @@
+"""Request methods: name -> handler. A handler takes the request's `params` (a dict) and returns
+the reply's `result` (a JSON-serializable dict); an exception becomes a structured error reply.
+
+Inline methods run on the I/O thread and must be quick; the others run one at a time on the
+worker's executor thread, so heartbeats keep flowing during a long model call.
+"""
+
+from typing import Any, Callable, Dict, NamedTuple, Optional
+
+from giskard_worker_shim import environment
+
+Handler = Callable[[Dict[str, Any]], Dict[str, Any]]
+
+
+class Method(NamedTuple):
+    handler: Handler
+    inline: bool
+
+
+class Dispatcher:
+    """A registry of methods. Built once before the worker runs; read-only afterwards."""
+
+    def __init__(self) -> None:
+        self._methods = {}  # type: Dict[str, Method]
+
+    def register(self, name: str, handler: Handler, inline: bool = False) -> None:
+        self._methods[name] = Method(handler, inline)
+
+    def lookup(self, name: str) -> Optional[Method]:
+        return self._methods.get(name)
+
+
+def _ping(params: Dict[str, Any]) -> Dict[str, Any]:
+    del params
+    return {"pong": True}
+
+
+def _environment(params: Dict[str, Any]) -> Dict[str, Any]:
+    del params
+    return environment.collect()
+
+
+def _reserved(method: str) -> Handler:
+    def handler(params: Dict[str, Any]) -> Dict[str, Any]:
+        del params
+        raise NotImplementedError(
+            "method %r is reserved for a later version of the worker shim "
+            "(model calls are not relayed yet)" % method)
+    return handler
+
+
+def default_dispatcher() -> Dispatcher:
+    """The methods of protocol version 1. `shutdown` is handled by the worker loop itself."""
+    dispatcher = Dispatcher()
+    dispatcher.register("ping", _ping, inline=True)
+    dispatcher.register("environment", _environment, inline=True)
+    dispatcher.register("load_model", _reserved("load_model"))
+    dispatcher.register("predict", _reserved("predict"))
+    return dispatcher

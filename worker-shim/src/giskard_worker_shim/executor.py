@@ -1,0 +1,79 @@
+"""Runs non-inline requests one at a time on a daemon thread, so that the I/O thread keeps
+sending heartbeats during a long model call. Every method except the thread's own loop, and the
+`outstanding` count, belong to the I/O thread.
+"""
+
+import queue
+import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from giskard_worker_shim import protocol
+from giskard_worker_shim.dispatch import Handler
+
+
+def invoke(handler: Handler, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:
+    try:
+        return protocol.reply_result(request_id, handler(params))
+    except Exception as e:  # noqa: BLE001 (the supervisor gets the error, the worker lives on)
+        return protocol.reply_error(request_id, protocol.error_from_exception(e))
+
+
+class Executor:
+    """Runs queued requests one at a time on a daemon thread. `outstanding` and every method
+    except the thread's own loop belong to the I/O thread."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._jobs = queue.Queue()  # type: queue.Queue
+        self._results = queue.Queue()  # type: queue.Queue
+        self._wake = wake
+        self._thread = None  # type: Optional[threading.Thread]
+        self.outstanding = 0
+
+    def submit(self, generation: int, request_id: Any, handler: Handler,
+               params: Dict[str, Any]) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="gsk-executor", daemon=True)
+            self._thread.start()
+        self.outstanding += 1
+        self._jobs.put((generation, request_id, handler, params))
+
+    def take_results(self) -> List[Tuple[int, Dict[str, Any]]]:
+        results = []
+        while True:
+            try:
+                results.append(self._results.get_nowait())
+            except queue.Empty:
+                break
+        self.outstanding -= len(results)
+        return results
+
+    def cancel_pending(self) -> List[Tuple[int, Any]]:
+        """Removes the requests that have not started; returns (generation, id) of each."""
+        cancelled = []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            cancelled.append((job[0], job[1]))
+        self.outstanding -= len(cancelled)
+        return cancelled
+
+    def wait_idle(self) -> None:
+        self.cancel_pending()
+        while self.outstanding > 0:
+            self._results.get()
+            self.outstanding -= 1
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            generation, request_id, handler, params = job
+            self._results.put((generation, invoke(handler, request_id, params)))
+            self._wake()

@@ -1,0 +1,95 @@
+"""Managed mode: the supervisor starts `python -m giskard_worker_shim serve-managed` in a
+kernel's virtualenv with its settings in environment variables, and the worker dials back over
+the supervisor's Unix socket.
+"""
+
+import logging
+import os
+import platform
+import socket
+import sys
+from typing import Dict, MutableMapping, NamedTuple
+
+from giskard_worker_shim import __version__
+from giskard_worker_shim.protocol import FramedSocket
+from giskard_worker_shim.worker import EXIT_USAGE, Worker, WorkerOptions
+
+log = logging.getLogger("giskard_worker_shim")
+
+SEND_TIMEOUT_SECONDS = 30.0
+
+
+def _number(environ: MutableMapping[str, str], name: str, default: float,
+            allow_zero: bool) -> float:
+    raw = environ.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0 or (value == 0 and not allow_zero) or value != value:
+        raise ValueError("%s=%r is not a %s number of seconds"
+                         % (name, raw, "non-negative" if allow_zero else "positive"))
+    return value
+
+
+class Settings(NamedTuple):
+    socket_path: str
+    worker_id: str
+    token: str
+    heartbeat_seconds: float
+    grace_seconds: float
+
+
+def _required(environ: MutableMapping[str, str], name: str) -> str:
+    value = environ.get(name, "")
+    if not value:
+        raise ValueError("%s is not set: serve-managed is started by giskard-supervisor, "
+                         "which sets it" % name)
+    return value
+
+
+def read_settings(environ: MutableMapping[str, str]) -> Settings:
+    """Raises ValueError naming the first missing or malformed variable."""
+    return Settings(
+        socket_path=_required(environ, "GSK_SUPERVISOR_SOCKET"),
+        worker_id=_required(environ, "GSK_WORKER_ID"),
+        token=_required(environ, "GSK_WORKER_TOKEN"),
+        heartbeat_seconds=_number(environ, "GSK_HEARTBEAT_SECONDS", 5.0, allow_zero=False),
+        grace_seconds=_number(environ, "GSK_ORPHAN_GRACE_SECONDS", 60.0, allow_zero=True))
+
+
+def serve_managed(environ: MutableMapping[str, str]) -> int:
+    try:
+        settings = read_settings(environ)
+    except ValueError as e:
+        log.error("%s", e)
+        return EXIT_USAGE
+    # The token is for this process only: keep it from model code and its subprocesses.
+    environ.pop("GSK_WORKER_TOKEN", None)
+    path = settings.socket_path
+
+    def dial() -> FramedSocket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(SEND_TIMEOUT_SECONDS)
+            sock.connect(path)
+        except BaseException:
+            sock.close()
+            raise
+        return FramedSocket(sock)
+
+    worker_id = settings.worker_id
+
+    def on_welcome(welcome: Dict[str, object]) -> None:
+        log.info("registered with the supervisor (pid %s) as worker %s",
+                 welcome.get("supervisorPid"), worker_id)
+
+    log.info("worker %s starting: Python %s at %s, shim %s, pid %d, supervisor socket %s",
+             worker_id, platform.python_version(), sys.executable, __version__, os.getpid(),
+             path)
+    options = WorkerOptions(worker_id, token=settings.token,
+                            heartbeat_seconds=settings.heartbeat_seconds,
+                            grace_seconds=settings.grace_seconds)
+    return Worker(dial, options, on_welcome=on_welcome).run()

@@ -1,0 +1,237 @@
+"""The real shim in managed mode (a subprocess) against a fake supervisor on a Unix socket."""
+
+import importlib.metadata
+import os
+import platform
+import re
+import shutil
+import struct
+import sys
+import tempfile
+import time
+import unittest
+
+from tests.support import TIMEOUT, FakeSupervisor, Shim, shim_env
+
+TOKEN = "tok-0123456789abcdef"
+
+
+def proc_start_time(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    return int(stat[stat.rfind(")") + 2:].split()[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def expected_packages():
+    names = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            names.setdefault(re.sub(r"[-_.]+", "-", name).lower(), dist.version)
+    return names
+
+
+class ManagedTestCase(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="shim-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.supervisor = FakeSupervisor(os.path.join(self.dir, "s.sock"))
+        self.addCleanup(self.supervisor.stop)
+
+    def start_shim(self, grace=30, heartbeat=5, **extra):
+        env = shim_env(GSK_SUPERVISOR_SOCKET=self.supervisor.path, GSK_WORKER_ID="w-42",
+                       GSK_WORKER_TOKEN=TOKEN, GSK_HEARTBEAT_SECONDS=heartbeat,
+                       GSK_ORPHAN_GRACE_SECONDS=grace, **extra)
+        shim = Shim(["serve-managed"], env)
+        self.addCleanup(shim.cleanup)
+        return shim
+
+    def assertExit(self, shim, code, timeout=TIMEOUT):
+        self.assertEqual(shim.wait(timeout), code, shim.stderr())
+
+
+class RegistrationTest(ManagedTestCase):
+    def test_hello_carries_identity_and_environment(self):
+        shim = self.start_shim()
+        peer, hello = self.supervisor.register()
+        self.assertEqual(hello["type"], "hello")
+        self.assertEqual(hello["protocol"], 1)
+        self.assertEqual(hello["workerId"], "w-42")
+        self.assertEqual(hello["token"], TOKEN)
+        self.assertIs(hello["reconnect"], False)
+        self.assertNotIn("name", hello)
+        env = hello["env"]
+        self.assertEqual(env["pythonVersion"], platform.python_version())
+        self.assertEqual(env["pythonExecutable"], sys.executable)
+        self.assertEqual(env["implementation"], platform.python_implementation())
+        self.assertEqual(env["platform"], platform.platform())
+        self.assertEqual(env["machine"], platform.machine())
+        self.assertEqual(env["pid"], shim.pid)
+        self.assertAlmostEqual(env["processStartTime"], proc_start_time(shim.pid), places=6)
+        self.assertEqual(env["shimVersion"], "0.1.0")
+        names = [p["name"] for p in env["packages"]]
+        self.assertEqual(names, sorted(names))
+        self.assertEqual({p["name"]: p["version"] for p in env["packages"]},
+                         expected_packages())
+        peer.close()
+
+    def test_requests_then_shutdown(self):
+        shim = self.start_shim()
+        peer, hello = self.supervisor.register()
+        self.assertEqual(peer.request("r1", "ping"),
+                         {"type": "reply", "id": "r1", "result": {"pong": True}})
+        env = peer.request("r2", "environment")
+        self.assertEqual(env["id"], "r2")
+        self.assertEqual(set(env["result"]), set(hello["env"]))
+        self.assertEqual(env["result"]["pid"], shim.pid)
+        for method in ("load_model", "predict"):
+            reply = peer.request("r-" + method, method, {"model": "m"})
+            self.assertEqual(reply["error"]["type"], "NotImplementedError")
+            self.assertIn("reserved", reply["error"]["message"])
+            self.assertIn("Traceback", reply["error"]["traceback"])
+        reply = peer.request("r3", "no_such_method")
+        self.assertEqual(reply["error"]["type"], "MethodNotFound")
+        peer.send({"type": "request", "id": 7, "method": "ping"})
+        self.assertEqual(peer.recv()["error"]["type"], "InvalidRequest")
+        peer.send({"type": "future_message", "x": 1})  # unknown types are ignored
+        self.assertEqual(peer.request("r4", "shutdown"),
+                         {"type": "reply", "id": "r4", "result": {"ok": True}})
+        self.assertEqual(peer.expect_eof(), [])
+        self.assertExit(shim, 0)
+
+    def test_sends_heartbeats(self):
+        shim = self.start_shim(heartbeat=0.2)
+        peer, _ = self.supervisor.register(heartbeat_seconds=0.2)
+        started = time.monotonic()
+        for _ in range(3):
+            peer.send({"type": "heartbeat", "ts": time.time()})
+            message = peer.recv(skip_heartbeats=False)
+            self.assertEqual(message["type"], "heartbeat")
+            self.assertIsInstance(message["ts"], float)
+        self.assertLess(time.monotonic() - started, TIMEOUT)
+        shim.terminate()
+        self.assertExit(shim, 0)
+
+    def test_sigterm_exits_zero(self):
+        shim = self.start_shim()
+        peer, _ = self.supervisor.register()
+        self.assertEqual(peer.request("r1", "ping")["result"], {"pong": True})
+        shim.terminate()
+        peer.expect_eof()
+        self.assertExit(shim, 0)
+        self.assertIn("SIGTERM", shim.stderr())
+
+    def test_error_frame_rejects_the_worker(self):
+        shim = self.start_shim()
+        peer = self.supervisor.accept()
+        self.assertEqual(peer.recv()["type"], "hello")
+        peer.send({"type": "error", "error": {"type": "AuthenticationFailed",
+                                              "message": "unknown token"}})
+        peer.close()
+        self.assertExit(shim, 77)
+        self.assertIn("unknown token", shim.stderr())
+
+    def test_ignores_heartbeats_and_unknown_types_before_welcome(self):
+        shim = self.start_shim()
+        peer = self.supervisor.accept()
+        self.assertEqual(peer.recv()["type"], "hello")
+        peer.send({"type": "heartbeat", "ts": 1.0})
+        peer.send({"type": "from_the_future"})
+        peer.send({"type": "welcome", "protocol": 1, "heartbeatSeconds": 5})
+        self.assertEqual(peer.request("r1", "shutdown")["result"], {"ok": True})
+        peer.expect_eof()
+        self.assertExit(shim, 0)
+
+    def test_other_protocol_version(self):
+        shim = self.start_shim()
+        peer = self.supervisor.accept()
+        peer.recv()
+        peer.send({"type": "welcome", "protocol": 2, "heartbeatSeconds": 5})
+        self.assertExit(shim, 76)
+
+    def test_missing_settings(self):
+        shim = Shim(["serve-managed"], shim_env(GSK_SUPERVISOR_SOCKET=self.supervisor.path))
+        self.addCleanup(shim.cleanup)
+        self.assertExit(shim, 64)
+        self.assertIn("GSK_WORKER_ID is not set", shim.stderr())
+
+    def test_log_lines_have_timestamps(self):
+        shim = self.start_shim()
+        peer, _ = self.supervisor.register()
+        peer.request("r1", "shutdown")
+        peer.expect_eof()
+        self.assertExit(shim, 0)
+        lines = [l for l in shim.stderr().splitlines() if l]
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4} [A-Z]+ ")
+
+
+class ReconnectTest(ManagedTestCase):
+    def test_reconnects_to_a_restarted_supervisor(self):
+        shim = self.start_shim(grace=10)
+        peer, first = self.supervisor.register()
+        self.supervisor.stop()  # the supervisor "crashes": socket file gone, connection closed
+        peer.close()
+        time.sleep(0.3)  # let the shim fail a few dials (the backoff under test)
+        self.assertIsNone(shim.proc.poll())
+        self.supervisor.listen()
+        peer, again = self.supervisor.register()
+        self.assertIs(again["reconnect"], True)
+        self.assertEqual(again["token"], first["token"])
+        self.assertEqual(again["workerId"], first["workerId"])
+        self.assertEqual(again["env"]["pid"], shim.pid)
+        self.assertEqual(peer.request("r1", "ping")["result"], {"pong": True})
+        peer.request("r2", "shutdown")
+        peer.expect_eof()
+        self.assertExit(shim, 0)
+
+    def test_orphan_exits_75_after_grace(self):
+        grace = 1.5
+        shim = self.start_shim(grace=grace)
+        peer, _ = self.supervisor.register()
+        self.supervisor.stop()
+        dropped = time.monotonic()
+        peer.close()
+        self.assertExit(shim, 75, timeout=grace + 10)
+        elapsed = time.monotonic() - dropped
+        self.assertGreaterEqual(elapsed, grace - 0.1)
+        self.assertLess(elapsed, grace + 5)
+        self.assertIn("exiting", shim.stderr())
+
+    def test_sigterm_while_orphaned_exits_zero(self):
+        shim = self.start_shim(grace=30)
+        peer, _ = self.supervisor.register()
+        self.supervisor.stop()
+        peer.close()
+        time.sleep(0.3)
+        shim.terminate()
+        self.assertExit(shim, 0)
+
+    def test_oversized_frame_closes_the_connection(self):
+        shim = self.start_shim(grace=10)
+        peer, _ = self.supervisor.register()
+        self.assertEqual(peer.request("r0", "ping")["result"], {"pong": True})
+        peer.send_raw(struct.pack(">I", 16 * 1024 * 1024 + 1))
+        seen = peer.expect_eof()
+        self.assertEqual([m["type"] for m in seen if m["type"] != "heartbeat"], ["error"])
+        peer, again = self.supervisor.register()
+        self.assertIs(again["reconnect"], True)
+        peer.request("r1", "shutdown")
+        peer.expect_eof()
+        self.assertExit(shim, 0)
+
+    def test_silent_supervisor_is_dropped(self):
+        shim = self.start_shim(grace=10, heartbeat=0.2)
+        peer, _ = self.supervisor.register(heartbeat_seconds=0.2)
+        # Never send anything: after 3 intervals the shim gives up on this connection.
+        peer.expect_eof()
+        peer, again = self.supervisor.register(heartbeat_seconds=5)
+        self.assertIs(again["reconnect"], True)
+        peer.request("r1", "shutdown")
+        peer.expect_eof()
+        self.assertExit(shim, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
