@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-export CCACHE_DIR="${CCACHE_DIR:-$PWD/.cache/ccache}"
 JOBS="${GSK_JOBS:-$(nproc)}"
 status=0
+# ccache keeps its default cache (~/.cache/ccache) so that fresh clones on the same machine reuse it.
 
 run_preset() {
   local preset=$1

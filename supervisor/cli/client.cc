@@ -1,14 +1,14 @@
 #include "supervisor/cli/client.h"
 
-#include <exception>
-#include <utility>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
+#include <exception>
+#include <utility>
 
 namespace gsk::cli {
 namespace {
@@ -81,6 +81,9 @@ Result<HttpReply> Exchange(asio::io_context& io, Socket& socket, const Request& 
   HttpReply reply;
   reply.status = static_cast<int>(response.result_int());
   reply.content_type = std::string(response[http::field::content_type]);
+  for (const auto& field : response) {
+    reply.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
   reply.body = std::move(response.body());
   return reply;
 }
@@ -122,10 +125,9 @@ Result<HttpReply> SendTcp(const ConnectionTarget& target, const Request& request
           connect_ec = ec;
           return;
         }
-        asio::async_connect(socket, endpoints,
-                            [&](error_code ec2, const asio::ip::tcp::endpoint&) {
-                              connect_ec = ec2;
-                            });
+        asio::async_connect(socket, endpoints, [&](error_code ec2, const asio::ip::tcp::endpoint&) {
+          connect_ec = ec2;
+        });
       });
   if (!RunFor(io, socket, options.connect_timeout)) {
     resolver.cancel();
@@ -169,6 +171,13 @@ Request BuildRequest(const ConnectionTarget& target, const ClientOptions& option
 
 }  // namespace
 
+std::optional<std::string> HttpReply::Header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (boost::beast::iequals(key, name)) return value;
+  }
+  return std::nullopt;
+}
+
 HttpClient::HttpClient(ConnectionTarget target, ClientOptions options)
     : target_(std::move(target)), options_(std::move(options)) {}
 
@@ -188,8 +197,8 @@ std::string EncodePathSegment(std::string_view segment) {
   std::string out;
   for (char c : segment) {
     auto u = static_cast<unsigned char>(c);
-    bool unreserved = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
-                      (u >= '0' && u <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+    bool unreserved = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
+                      c == '-' || c == '.' || c == '_' || c == '~';
     if (unreserved) {
       out += c;
     } else {

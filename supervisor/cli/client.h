@@ -6,8 +6,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "base/result.h"
 #include "supervisor/cli/connection.h"
@@ -25,6 +28,10 @@ struct HttpReply {
   int status = 0;
   std::string content_type;
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // as received, in order
+
+  // The first header named `name` (case-insensitive), or nullopt.
+  std::optional<std::string> Header(std::string_view name) const;
 };
 
 class HttpClient {

@@ -1,6 +1,6 @@
 // The client subcommands of `giskard-supervisor` (every one except `serve`): `kernels
-// list|show|create|delete`, `status` and `version`, each a REST call to a running daemon over the
-// local admin socket or a URL. Registration happens once at startup on the main thread.
+// list|show|create|delete|rebuild|logs`, `status` and `version`, REST calls to a running daemon
+// over the local admin socket or a URL. Registration happens once at startup on the main thread.
 #pragma once
 
 namespace CLI {
@@ -21,7 +21,8 @@ namespace gsk::cli {
 //   6  invalid input rejected by the daemon (HTTP 400, 413, 415, 422), or a -f document that is
 //      not a JSON object when NAME must be set in it
 //   7  authentication failed (HTTP 401 or 403): missing or wrong API token
-// `version` exits 0 even when no daemon is reachable.
+//   8  --wait: the environment build failed (lastError is printed)
+// `version` exits 0 even when no daemon is reachable; `--wait` past --wait-timeout exits 1.
 enum ExitCode : int {
   kExitOk = 0,
   kExitInternal = 1,
@@ -31,11 +32,12 @@ enum ExitCode : int {
   kExitConflict = 5,
   kExitInvalidInput = 6,
   kExitUnauthenticated = 7,
+  kExitBuildFailed = 8,
 };
 
-// Registers `kernels list|show|create|delete`, `status`, `version` and the global client options
-// (--url, --token, --token-file, --socket, --state-dir; accepted before or after the
-// subcommand) on `app`. When one of the subcommands runs (its callback, after parsing), it
+// Registers `kernels list|show|create|delete|rebuild|logs`, `status`, `version` and the global
+// client options (--url, --token, --token-file, --socket, --state-dir; accepted before or after
+// the subcommand) on `app`. When one of the subcommands runs (its callback, after parsing), it
 // stores its exit code in *exit_code, which must outlive `app`.
 void AddClientCommands(CLI::App& app, int* exit_code);
 

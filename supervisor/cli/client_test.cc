@@ -78,6 +78,24 @@ TEST(HttpClientTest, SendsTheBearerTokenOverTcp) {
   EXPECT_EQ(seen[0].content_type, "");
 }
 
+TEST(HttpClientTest, KeepsTheHeadersOfTheAnswer) {
+  TempDir dir;
+  std::string path = (dir.path() / "admin.sock").string();
+  UnixHttpServer server({path}, [](const SeenRequest&) {
+    return CannedReply{200,
+                       "log text",
+                       "text/plain; charset=utf-8",
+                       {{"X-Next-Offset", "8"}, {"X-Build-Complete", "false"}}};
+  });
+  auto reply = HttpClient(UnixTarget(path), Quick()).Send("GET", "/api/v1/kernels/k/build-log");
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_EQ(reply->body, "log text");
+  EXPECT_EQ(reply->content_type, "text/plain; charset=utf-8");
+  EXPECT_EQ(reply->Header("x-next-offset"), "8");
+  EXPECT_EQ(reply->Header("X-Build-Complete"), "false");
+  EXPECT_EQ(reply->Header("X-Log-Size"), std::nullopt);
+}
+
 TEST(HttpClientTest, ReturnsErrorStatusesAsReplies) {
   TempDir dir;
   std::string path = (dir.path() / "admin.sock").string();

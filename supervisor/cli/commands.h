@@ -3,10 +3,12 @@
 // result or error and returns an exit code (client_commands.h). Not thread-safe.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
+#include <functional>
 #include <iosfwd>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "supervisor/cli/client.h"
 #include "supervisor/cli/client_commands.h"
@@ -19,12 +21,29 @@ class App;
 
 namespace gsk::cli {
 
+// How the polling loops (`--wait`, `kernels logs -f`) pace themselves. Tests inject a fake clock
+// whose sleep advances it, so that no test waits for real.
+struct Pacing {
+  std::chrono::milliseconds status_poll{200};  // --wait: GET the kernel this often
+  std::chrono::milliseconds log_poll{250};     // logs -f: ask for new log bytes this often
+  std::size_t log_chunk_bytes = 1 << 20;       // limit= of each build-log request
+  std::function<std::chrono::steady_clock::time_point()> now;  // null: steady_clock::now
+  std::function<void(std::chrono::milliseconds)> sleep;        // null: sleep_for
+};
+
 struct CommandEnv {
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
   HostEnvironment host;
   FileReader read_file;  // "-" reads standard input
   ClientOptions client_options;
+  Pacing pacing;
+};
+
+// `--wait` and `--wait-timeout SECONDS` of `kernels create` and `kernels rebuild`.
+struct WaitFlags {
+  bool wait = false;
+  double timeout_seconds = 3600;
 };
 
 // std::cout, std::cerr, the process environment, files and stdin.
@@ -37,17 +56,42 @@ void AddClientCommands(CLI::App& app, int* exit_code, const CommandEnv& env);
 struct CallResult {
   int exit_code = kExitInternal;
   int http_status = 0;
-  nlohmann::json body;  // the parsed answer when exit_code is 0
+  nlohmann::json body;  // the parsed answer when exit_code is 0 and JSON was expected
+  HttpReply reply;      // the raw answer when exit_code is 0 and JSON was not expected
 };
 
+// A 2xx answer is success; with `expect_json` its body must parse as JSON.
 CallResult Call(const HttpClient& client, std::string_view method, const std::string& path,
-                std::string_view body, const CommandEnv& env);
+                std::string_view body, const CommandEnv& env, bool expect_json = true);
+
+// JSON text with invalid UTF-8 replaced; indent -1 is one line.
+std::string Dump(const nlohmann::json& value, int indent = -1);
+// "/api/v1/kernels/NAME" with NAME percent-encoded.
+std::string KernelPath(const std::string& name);
 
 int KernelsList(const HttpClient& client, bool json, const CommandEnv& env);
 int KernelsShow(const HttpClient& client, const std::string& name, bool json,
                 const CommandEnv& env);
-int KernelsCreate(const HttpClient& client, const CreateFlags& flags, bool json,
-                  const CommandEnv& env);
+int KernelsCreate(const HttpClient& client, const CreateFlags& flags, const WaitFlags& wait,
+                  bool json, const CommandEnv& env);
+// POST .../rebuild; 409 (a build runs, or the kernel is unmanaged) exits kExitConflict.
+int KernelsRebuild(const HttpClient& client, const std::string& name, const WaitFlags& wait,
+                   bool json, const CommandEnv& env);
+// Prints the build log from its start, page by page. With `follow`, keeps asking for new bytes
+// every pacing.log_poll (also while no build has started yet) until the daemon says the build is
+// complete and every byte was printed.
+int KernelsLogs(const HttpClient& client, const std::string& name, bool follow, bool json,
+                const CommandEnv& env);
+// `--wait` after a create or rebuild answered `kernel`: polls GET /api/v1/kernels/NAME until the
+// status is ready (kExitOk) or failed (kExitBuildFailed, lastError printed), printing a line on
+// env.err whenever the progress changes; returns at once for UNMANAGED kernels. After
+// wait.timeout_seconds from `started`: kExitInternal with a message. With `json`, prints the
+// final kernel document.
+int WaitForBuild(const HttpClient& client, const nlohmann::json& kernel,
+                 std::chrono::steady_clock::time_point started, const WaitFlags& wait, bool json,
+                 const CommandEnv& env);
+// pacing.now() or the real clock.
+std::chrono::steady_clock::time_point Now(const CommandEnv& env);
 int KernelsDelete(const HttpClient& client, const std::string& name, bool json,
                   const CommandEnv& env);
 int DaemonStatus(const HttpClient& client, bool json, const CommandEnv& env);

@@ -1,21 +1,21 @@
 // The client subcommands end to end through CLI11 parsing, against a real HTTP server on a Unix
 // socket or 127.0.0.1, with an injected environment and captured output.
-#include <map>
-#include <sstream>
+#include "supervisor/cli/commands.h"
+
+#include <gtest/gtest.h>
 
 #include <CLI/CLI.hpp>
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "supervisor/cli/client_commands.h"
-#include "supervisor/cli/commands.h"
-#include "supervisor/cli/test_http_server.h"
+#include "supervisor/cli/commands_test_fixture.h"
 
 namespace gsk::cli {
 namespace {
 
 using nlohmann::json;
 using testing::CannedReply;
+using testing::CommandsTest;
 using testing::SeenRequest;
 using testing::TcpHttpServer;
 using testing::TempDir;
@@ -24,50 +24,6 @@ using testing::UnixHttpServer;
 const char* kKernel = R"({"name":"demo","pythonVersion":"3.11","type":"PROCESS",
   "requestedDependencies":["numpy<2"],"frozenDependencies":"","workers":1,"env":{},
   "status":"pending","envHash":"abcdef0123456789","updatedAt":"2026-11-22T07:37:34.123Z"})";
-
-class CommandsTest : public ::testing::Test {
- protected:
-  // Parses `args` (after the program name) as main() does and returns the exit code.
-  int Run(const std::string& args) {
-    out_.str("");
-    err_.str("");
-    CommandEnv env;
-    env.out = &out_;
-    env.err = &err_;
-    env.host.getenv = [this](const std::string& name) -> std::optional<std::string> {
-      auto it = vars_.find(name);
-      if (it == vars_.end()) return std::nullopt;
-      return it->second;
-    };
-    env.host.exists = [](const std::string&) { return false; };
-    env.host.read_file = [](const std::string&) { return std::nullopt; };
-    env.read_file = [this](const std::string& path) -> Result<std::string> {
-      auto it = files_.find(path);
-      if (it == files_.end()) return InvalidArgument(path + ": No such file or directory");
-      return it->second;
-    };
-    env.client_options.connect_timeout = std::chrono::milliseconds(2000);
-    env.client_options.request_timeout = std::chrono::milliseconds(2000);
-    CLI::App app{"test"};
-    app.require_subcommand(1);
-    int exit_code = -1;
-    AddClientCommands(app, &exit_code, env);
-    try {
-      app.parse(args, /*program_name_included=*/false);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e, out_, err_) == 0 ? 0 : 2;
-    }
-    return exit_code;
-  }
-
-  std::string Socket() const { return (dir_.path() / "admin.sock").string(); }
-
-  TempDir dir_;
-  std::ostringstream out_;
-  std::ostringstream err_;
-  std::map<std::string, std::string> vars_;
-  std::map<std::string, std::string> files_;
-};
 
 TEST_F(CommandsTest, ListPrintsATableOverTheSocketGivenAfterTheSubcommand) {
   UnixHttpServer server({Socket()}, [](const SeenRequest&) {
@@ -88,8 +44,9 @@ TEST_F(CommandsTest, EmptyListSaysHowToCreateAKernel) {
     return CannedReply{200, R"({"count":0,"kernels":[]})"};
   });
   EXPECT_EQ(Run("kernels list"), kExitOk);
-  EXPECT_EQ(out_.str(), "no kernels; create one with: giskard-supervisor kernels create NAME "
-                        "--python 3.11 -r requirements.txt\n");
+  EXPECT_EQ(out_.str(),
+            "no kernels; create one with: giskard-supervisor kernels create NAME "
+            "--python 3.11 -r requirements.txt\n");
   EXPECT_EQ(Run("kernels list --json"), kExitOk);
   EXPECT_EQ(json::parse(out_.str()), json::parse(R"({"count":0,"kernels":[]})"));
 }
@@ -116,7 +73,8 @@ TEST_F(CommandsTest, CreatePostsTheDocumentBuiltFromFlagsAndPrintsWarnings) {
     return CannedReply{201, k.dump()};
   });
   EXPECT_EQ(Run("kernels create demo --python 3.11 -r req.txt --requirement scikit-learn "
-                "--env A=1 --workers 2 --type unmanaged --socket " + Socket()),
+                "--env A=1 --workers 2 --type unmanaged --socket " +
+                Socket()),
             kExitOk)
       << err_.str();
   EXPECT_NE(out_.str().find("created kernel demo\n"), std::string::npos) << out_.str();
@@ -158,9 +116,7 @@ TEST_F(CommandsTest, CreateUsageErrorsSendNothing) {
 TEST_F(CommandsTest, ServerErrorsMapToExitCodes) {
   int status = 0;
   std::string body;
-  UnixHttpServer server({Socket()}, [&](const SeenRequest&) {
-    return CannedReply{status, body};
-  });
+  UnixHttpServer server({Socket()}, [&](const SeenRequest&) { return CannedReply{status, body}; });
   vars_["GISKARD_SUPERVISOR_SOCKET"] = Socket();
   status = 404;
   body = R"({"error":{"code":"NOT_FOUND","message":"kernel \"x\" not found"}})";
@@ -233,6 +189,24 @@ TEST_F(CommandsTest, VersionWorksWithAndWithoutADaemon) {
   EXPECT_EQ(v["client"]["version"], GSK_VERSION);
   EXPECT_EQ(v["daemon"]["version"], "9.9.9");
   EXPECT_EQ(v["daemon"]["reachable"], true);
+}
+
+TEST_F(CommandsTest, ClientOptionsWithoutAClientCommandAreRefused) {
+  // Another component's subcommand with its own --state-dir, like `serve`.
+  CLI::App app{"test"};
+  app.require_subcommand(1);
+  std::string serve_state_dir;
+  bool served = false;
+  CLI::App* serve = app.add_subcommand("serve");
+  serve->add_option("--state-dir", serve_state_dir);
+  serve->callback([&] { served = true; });
+  int exit_code = -1;
+  AddClientCommands(app, &exit_code, CommandEnv{});
+  EXPECT_THROW(app.parse("--state-dir /x serve", false), CLI::ValidationError);
+  EXPECT_FALSE(served);
+  app.parse("serve --state-dir /y", false);
+  EXPECT_TRUE(served);
+  EXPECT_EQ(serve_state_dir, "/y");
 }
 
 TEST_F(CommandsTest, MissingSubcommandIsAUsageError) {

@@ -47,7 +47,9 @@ Status FindToken(const ConnectionFlags& flags, const HostEnvironment& env, Conne
   }
   if (!flags.token_file.empty()) {
     auto text = env.read_file(flags.token_file);
-    if (!text) return InvalidArgument("cannot read --token-file " + flags.token_file);
+    if (!text)
+      return InvalidArgument("cannot read --token-file " + flags.token_file +
+                             " (missing or not readable by this user)");
     t.token = Trim(*text);
     if (t.token.empty()) return InvalidArgument("--token-file " + flags.token_file + " is empty");
     t.token_source = "--token-file " + flags.token_file;
@@ -102,8 +104,9 @@ Result<HttpUrl> ParseHttpUrl(std::string_view url) {
   };
   std::string_view rest = url;
   if (rest.starts_with("https://")) {
-    return bad("https is not supported by this client; use http:// (the daemon serves plain "
-               "HTTP, on loopback by default)");
+    return bad(
+        "https is not supported by this client; use http:// (the daemon serves plain "
+        "HTTP, on loopback by default)");
   }
   if (rest.starts_with("http://")) rest.remove_prefix(7);
   if (rest.find("://") != std::string_view::npos) return bad("only http:// is supported");

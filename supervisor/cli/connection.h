@@ -28,14 +28,15 @@ struct ConnectionFlags {
 struct HostEnvironment {
   std::function<std::optional<std::string>(const std::string& name)> getenv;
   std::function<bool(const std::string& path)> exists;
-  std::function<std::optional<std::string>(const std::string& path)> read_file;  // nullopt: unreadable
+  // The contents of a file, or nullopt when it cannot be read.
+  std::function<std::optional<std::string>(const std::string& path)> read_file;
 };
 
 // The process environment and the real filesystem.
 HostEnvironment RealHostEnvironment();
 
 struct HttpUrl {
-  std::string host;       // "127.0.0.1", "example.org", "::1" (no brackets)
+  std::string host;  // "127.0.0.1", "example.org", "::1" (no brackets)
   uint16_t port = 80;
   std::string base_path;  // "" or "/prefix" (no trailing slash), prepended to every request path
 };
@@ -47,12 +48,12 @@ Result<HttpUrl> ParseHttpUrl(std::string_view url);
 struct ConnectionTarget {
   enum class Kind { kUnix, kTcp };
   Kind kind = Kind::kUnix;
-  std::string socket_path;         // kUnix
-  HttpUrl url;                     // kTcp
-  std::string url_text;            // kTcp, as given
-  std::string token;               // kTcp; "" when no token was found
-  std::string token_source;        // where token came from ("--token", a file path, ...); "" if none
-  std::string chosen_by;           // "--url", "$GISKARD_SUPERVISOR_SOCKET", "default search", ...
+  std::string socket_path;   // kUnix
+  HttpUrl url;               // kTcp
+  std::string url_text;      // kTcp, as given
+  std::string token;         // kTcp; "" when no token was found
+  std::string token_source;  // where token came from ("--token", a file path, ...); "" if none
+  std::string chosen_by;     // "--url", "$GISKARD_SUPERVISOR_SOCKET", "default search", ...
   std::vector<std::string> tried;  // every socket path looked at by the default search
 
   // "unix socket /run/giskard-supervisor/admin.sock" or "http://127.0.0.1:40051".
@@ -64,8 +65,7 @@ struct ConnectionTarget {
 // --socket / $GISKARD_SUPERVISOR_SOCKET; else --state-dir DIR (DIR/admin.sock); else the first
 // existing of DefaultSocketCandidates() (the first candidate when none exists).
 // Errors (kInvalidArgument, a usage error): a malformed URL, an unreadable or empty --token-file.
-Result<ConnectionTarget> SelectConnection(const ConnectionFlags& flags,
-                                          const HostEnvironment& env);
+Result<ConnectionTarget> SelectConnection(const ConnectionFlags& flags, const HostEnvironment& env);
 
 // /run/giskard-supervisor/admin.sock, $STATE_DIRECTORY/admin.sock,
 // $XDG_STATE_HOME/giskard-supervisor/admin.sock, ~/.local/state/giskard-supervisor/admin.sock

@@ -1,9 +1,9 @@
 #include "supervisor/cli/connection.h"
 
+#include <gtest/gtest.h>
+
 #include <map>
 #include <set>
-
-#include <gtest/gtest.h>
 
 namespace gsk::cli {
 namespace {
@@ -49,7 +49,8 @@ ConnectionTarget Select(const ConnectionFlags& flags, const FakeHost& host) {
 TEST(ConnectionTest, UrlFlagBeatsEverythingElse) {
   FakeHost host;
   host.vars = {{"GISKARD_SUPERVISOR_URL", "http://env:1"}, {"GISKARD_SUPERVISOR_SOCKET", "/s"}};
-  ConnectionFlags flags = MakeFlags({{"url", "http://flag:2"}, {"socket", "/sock"}, {"state_dir", "/state"}});
+  ConnectionFlags flags =
+      MakeFlags({{"url", "http://flag:2"}, {"socket", "/sock"}, {"state_dir", "/state"}});
   ConnectionTarget t = Select(flags, host);
   EXPECT_EQ(t.kind, ConnectionTarget::Kind::kTcp);
   EXPECT_EQ(t.url.host, "flag");
@@ -70,8 +71,10 @@ TEST(ConnectionTest, TokenPrecedence) {
   FakeHost host;
   host.vars = {{"GISKARD_SUPERVISOR_TOKEN", "from-env"}};
   host.files = {{"/tok", "from-file\n"}, {"/state/api-token", "from-state\n"}};
-  ConnectionFlags flags = MakeFlags(
-      {{"url", "http://h:1"}, {"token", "from-flag"}, {"token_file", "/tok"}, {"state_dir", "/state"}});
+  ConnectionFlags flags = MakeFlags({{"url", "http://h:1"},
+                                     {"token", "from-flag"},
+                                     {"token_file", "/tok"},
+                                     {"state_dir", "/state"}});
   EXPECT_EQ(Select(flags, host).token, "from-flag");
   flags.token.clear();
   EXPECT_EQ(Select(flags, host).token, "from-env");
@@ -124,11 +127,10 @@ TEST(ConnectionTest, SocketFlagThenEnvThenStateDir) {
 
 TEST(ConnectionTest, DefaultSearchTakesFirstExistingSocket) {
   FakeHost host;
-  host.vars = {{"STATE_DIRECTORY", "/var/lib/gs:/other"}, {"XDG_STATE_HOME", "/x"},
-               {"HOME", "/home/u"}};
+  host.vars = {
+      {"STATE_DIRECTORY", "/var/lib/gs:/other"}, {"XDG_STATE_HOME", "/x"}, {"HOME", "/home/u"}};
   std::vector<std::string> expected = {"/run/giskard-supervisor/admin.sock",
-                                       "/var/lib/gs/admin.sock",
-                                       "/x/giskard-supervisor/admin.sock",
+                                       "/var/lib/gs/admin.sock", "/x/giskard-supervisor/admin.sock",
                                        "/home/u/.local/state/giskard-supervisor/admin.sock"};
   EXPECT_EQ(DefaultSocketCandidates(host.Env()), expected);
   host.existing = {expected[2], expected[3]};

@@ -9,10 +9,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string Dump(const json& value, int indent = -1) {
-  return value.dump(indent, ' ', false, json::error_handler_t::replace);
-}
-
 std::string Join(const std::vector<std::string>& items, std::string_view separator) {
   std::string out;
   for (const std::string& item : items) {
@@ -59,18 +55,22 @@ int TransportExitCode(const Status& status) {
 void PrintWarnings(const json& kernel, std::ostream& err) {
   auto it = kernel.find("warnings");
   if (it == kernel.end() || !it->is_array()) return;
-  for (const json& w : *it) err << "warning: " << (w.is_string() ? w.get<std::string>() : Dump(w))
-                                << "\n";
+  for (const json& w : *it)
+    err << "warning: " << (w.is_string() ? w.get<std::string>() : Dump(w)) << "\n";
+}
+
+}  // namespace
+
+std::string Dump(const json& value, int indent) {
+  return value.dump(indent, ' ', false, json::error_handler_t::replace);
 }
 
 std::string KernelPath(const std::string& name) {
   return "/api/v1/kernels/" + EncodePathSegment(name);
 }
 
-}  // namespace
-
 CallResult Call(const HttpClient& client, std::string_view method, const std::string& path,
-                std::string_view body, const CommandEnv& env) {
+                std::string_view body, const CommandEnv& env, bool expect_json) {
   CallResult result;
   auto reply = client.Send(method, path, body);
   if (!reply.ok()) {
@@ -85,6 +85,11 @@ CallResult Call(const HttpClient& client, std::string_view method, const std::st
     result.exit_code = ExitCodeForHttpStatus(reply->status);
     if (result.exit_code == kExitOk) result.exit_code = kExitInternal;
     if (result.exit_code == kExitUnauthenticated) PrintAuthHint(client.target(), *env.err);
+    return result;
+  }
+  if (!expect_json) {
+    result.reply = std::move(reply).value();
+    result.exit_code = kExitOk;
     return result;
   }
   result.body = json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
@@ -123,8 +128,9 @@ int KernelsShow(const HttpClient& client, const std::string& name, bool json_out
   return kExitOk;
 }
 
-int KernelsCreate(const HttpClient& client, const CreateFlags& flags, bool json_output,
-                  const CommandEnv& env) {
+int KernelsCreate(const HttpClient& client, const CreateFlags& flags, const WaitFlags& wait,
+                  bool json_output, const CommandEnv& env) {
+  auto started = Now(env);
   std::string body;
   if (!flags.document_file.empty()) {
     auto text = env.read_file(flags.document_file);
@@ -149,16 +155,21 @@ int KernelsCreate(const HttpClient& client, const CreateFlags& flags, bool json_
   CallResult r = Call(client, "POST", "/api/v1/kernels", body, env);
   if (r.exit_code != kExitOk) return r.exit_code;
   PrintWarnings(r.body, *env.err);
-  if (json_output) {
+  if (json_output && !wait.wait) {
     *env.out << Dump(r.body, 2) << "\n";
     return kExitOk;
   }
-  std::string name = r.body.is_object() ? r.body.value("name", flags.name) : flags.name;
-  if (r.http_status == 200) {
-    *env.out << "kernel " << name << " already exists with this document; nothing changed\n";
-    return kExitOk;
+  auto name_field = r.body.is_object() ? r.body.find("name") : r.body.end();
+  std::string name = name_field != r.body.end() && name_field->is_string()
+                         ? name_field->get<std::string>()
+                         : flags.name;
+  if (!json_output) {
+    *env.out << (r.http_status == 200
+                     ? "kernel " + name + " already exists with this document; nothing changed\n"
+                     : "created kernel " + name + "\n");
   }
-  *env.out << "created kernel " << name << "\n" << RenderKernelDetails(r.body);
+  if (wait.wait) return WaitForBuild(client, r.body, started, wait, json_output, env);
+  if (r.http_status != 200) *env.out << RenderKernelDetails(r.body);
   return kExitOk;
 }
 
@@ -209,8 +220,8 @@ int Version(const HttpClient* client, bool json_output, const CommandEnv& env,
   *env.out << "client: " << GSK_VERSION << "\n";
   if (!daemon["version"].is_null()) {
     const json& v = daemon["version"];
-    *env.out << "daemon: " << (v.is_string() ? v.get<std::string>() : Dump(v)) << " (at " << daemon["at"].get<std::string>()
-             << ")\n";
+    *env.out << "daemon: " << (v.is_string() ? v.get<std::string>() : Dump(v)) << " (at "
+             << daemon["at"].get<std::string>() << ")\n";
   } else if (daemon["reachable"].get<bool>()) {
     *env.out << "daemon: reachable, version unknown (" << problem << ")\n";
   } else {

@@ -5,7 +5,6 @@
 
 #include <cerrno>
 #include <cstring>
-
 #include <nlohmann/json.hpp>
 
 namespace gsk::cli {
@@ -90,8 +89,9 @@ Result<json> BuildKernelDocument(const CreateFlags& flags, const FileReader& rea
     return InvalidArgument("kernels create: NAME is required (or post a document with -f FILE)");
   }
   if (flags.python.empty()) {
-    return InvalidArgument("kernels create: --python VERSION is required, e.g. --python 3.11 "
-                           "(or post a document with -f FILE)");
+    return InvalidArgument(
+        "kernels create: --python VERSION is required, e.g. --python 3.11 "
+        "(or post a document with -f FILE)");
   }
   json doc = json::object();
   doc["name"] = flags.name;

@@ -1,8 +1,8 @@
 #include "supervisor/cli/kernel_document.h"
 
-#include <map>
-
 #include <gtest/gtest.h>
+
+#include <map>
 #include <nlohmann/json.hpp>
 
 namespace gsk::cli {

@@ -1,9 +1,8 @@
 #include "supervisor/cli/render.h"
 
+#include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "supervisor/cli/client_commands.h"
 #include "supervisor/cli/table.h"
@@ -92,6 +91,38 @@ std::string Uptime(const json& seconds) {
   return out + std::to_string(s % 60) + "s";
 }
 
+std::string Plural(long long n, std::string_view word) {
+  return std::to_string(n) + " " + std::string(word) + (n == 1 ? "" : "s");
+}
+
+long long Count(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_number_integer() ? it->get<long long>() : 0;
+}
+
+std::string InterpreterTable(const json& interpreters) {
+  if (!interpreters.is_array() || interpreters.empty()) {
+    return "interpreters: none found (install python3.X, or list its path in [python] "
+           "interpreters in the config and restart the daemon)\n";
+  }
+  Table table({{"VERSION"}, {"PATH"}, {"SOURCE"}, {"USABLE"}});
+  for (const json& it : interpreters) {
+    if (!it.is_object()) continue;
+    auto u = it.find("usable");
+    bool usable = u != it.end() && u->is_boolean() && u->get<bool>();
+    table.AddRow({Field(it, "version"), Field(it, "path"), Field(it, "source"),
+                  usable ? "yes" : "no: " + Field(it, "problem")});
+  }
+  std::string out = "interpreters (" + std::to_string(table.row_count()) + "):\n";
+  std::string rendered = table.Render();
+  for (std::size_t start = 0; start < rendered.size();) {
+    std::size_t end = rendered.find('\n', start);
+    out += "  " + rendered.substr(start, end - start + 1);
+    start = end + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 int ExitCodeForHttpStatus(int http_status) {
@@ -126,8 +157,14 @@ std::string ShortTime(std::string_view iso_time) {
 }
 
 std::string RenderKernelTable(const json& kernels) {
-  Table table({{"NAME"}, {"TYPE"}, {"PYTHON"}, {"STATUS"}, {"WORKERS", Align::kRight},
-               {"DEPS", Align::kRight}, {"ENV-HASH"}, {"UPDATED"}});
+  Table table({{"NAME"},
+               {"TYPE"},
+               {"PYTHON"},
+               {"STATUS"},
+               {"WORKERS", Align::kRight},
+               {"DEPS", Align::kRight},
+               {"ENV-HASH"},
+               {"UPDATED"}});
   if (!kernels.is_array()) return table.Render();
   for (const json& k : kernels) {
     if (!k.is_object()) continue;
@@ -142,15 +179,27 @@ std::string RenderKernelTable(const json& kernels) {
 std::string RenderKernelDetails(const json& kernel) {
   if (!kernel.is_object()) return Text(kernel) + "\n";
   static const std::vector<std::pair<const char*, const char*>> kFields = {
-      {"name", "name"},           {"type", "type"},           {"pythonVersion", "python"},
-      {"version", "version"},     {"status", "status"},       {"workers", "workers"},
-      {"envHash", "env hash"},    {"generation", "generation"}, {"createdAt", "created"},
-      {"updatedAt", "updated"},   {"lastError", "last error"}};
+      {"name", "name"},
+      {"type", "type"},
+      {"pythonVersion", "python"},
+      {"version", "version"},
+      {"status", "status"},
+      {"workers", "workers"},
+      {"envHash", "env hash"},
+      {"generation", "generation"},
+      {"createdAt", "created"},
+      {"updatedAt", "updated"},
+      {"lastError", "last error"}};
   Lines lines;
   for (const auto& [key, label] : kFields) {
     std::string value = Field(kernel, key);
     if (std::string_view(key).ends_with("At")) value = ShortTime(value);
     lines.emplace_back(label, value);
+    if (std::string_view(key) == "status") {
+      if (std::string build = BuildProgressText(kernel); !build.empty()) {
+        lines.emplace_back("build", build);
+      }
+    }
   }
   std::string out = KeyValues(lines);
   out += List("requested dependencies", Entries(kernel.value("requestedDependencies", json())));
@@ -163,7 +212,7 @@ std::string RenderKernelDetails(const json& kernel) {
   std::vector<std::string> others;
   for (const auto& [key, value] : kernel.items()) {
     bool known = key == "requestedDependencies" || key == "frozenDependencies" || key == "env" ||
-                 key == "warnings";
+                 key == "warnings" || key == "build";
     for (const auto& field : kFields) known = known || key == field.first;
     if (!known) others.push_back(key + ": " + Text(value));
   }
@@ -174,11 +223,11 @@ std::string RenderKernelDetails(const json& kernel) {
 std::string RenderDaemonStatus(const json& status) {
   if (!status.is_object()) return Text(status) + "\n";
   static const std::vector<std::pair<const char*, const char*>> kFields = {
-      {"version", "version"},       {"pid", "pid"},
-      {"startedAt", "started"},     {"uptimeSeconds", "uptime"},
-      {"stateDir", "state dir"},    {"listen", "listen"},
+      {"version", "version"},          {"pid", "pid"},
+      {"startedAt", "started"},        {"uptimeSeconds", "uptime"},
+      {"stateDir", "state dir"},       {"listen", "listen"},
       {"adminSocket", "admin socket"}, {"schemaVersion", "schema version"},
-      {"kernels", "kernels"}};
+      {"kernels", "kernels"},          {"runningBuilds", "running builds"}};
   Lines lines;
   for (const auto& [key, label] : kFields) {
     auto it = status.find(key);
@@ -189,11 +238,44 @@ std::string RenderDaemonStatus(const json& status) {
                                                    : Text(*it));
   }
   for (const auto& [key, value] : status.items()) {
-    bool known = false;
+    bool known = key == "interpreters";
     for (const auto& field : kFields) known = known || key == field.first;
     if (!known) lines.emplace_back(key, Text(value));
   }
-  return KeyValues(lines);
+  std::string out = KeyValues(lines);
+  if (auto it = status.find("interpreters"); it != status.end()) out += InterpreterTable(*it);
+  return out;
+}
+
+std::string BuildProgressText(const json& kernel) {
+  if (!kernel.is_object()) return "";
+  auto it = kernel.find("build");
+  if (it == kernel.end() || !it->is_object()) return "";
+  const json& build = *it;
+  std::string phase = Field(build, "phase");
+  if (phase == "queued") return "queued (waiting for a build slot)";
+  if (phase == "creating-venv") return "creating the virtualenv";
+  if (phase == "resolving") {
+    std::string current = Field(build, "current");
+    // pip names local wheels by path ("Processing /long/dir/x-1.0-py3-none-any.whl").
+    if (std::size_t slash = current.rfind('/');
+        slash != std::string::npos && slash + 1 < current.size()) {
+      current = current.substr(slash + 1);
+    }
+    return "resolving " + (current == "-" ? "" : current + " ") + "(" +
+           std::to_string(Count(build, "collected")) + " collected)";
+  }
+  if (phase == "installing") {
+    long long n = Count(build, "toInstall");
+    return n > 0 ? "installing " + Plural(n, "package") : "installing";
+  }
+  return phase;  // verifying, done, or a phase this client does not know
+}
+
+std::string BuildStatusLine(const json& kernel) {
+  std::string status = kernel.is_object() ? Field(kernel, "status") : "-";
+  std::string progress = BuildProgressText(kernel);
+  return progress.empty() ? status : status + ": " + progress;
 }
 
 std::string RenderServerError(int http_status, std::string_view body, std::string_view where) {

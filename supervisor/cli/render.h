@@ -2,10 +2,9 @@
 // from HTTP statuses to the CLI's exit codes. Pure functions; thread-safe.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace gsk::cli {
 
@@ -22,8 +21,16 @@ std::string RenderKernelTable(const nlohmann::json& kernels);
 // masked them) indented below their heading.
 std::string RenderKernelDetails(const nlohmann::json& kernel);
 
-// The body of GET /api/v1/status as "key: value" lines.
+// The body of GET /api/v1/status as "key: value" lines, then the interpreters as a table
+// (VERSION PATH SOURCE USABLE, where USABLE is "yes" or "no: <problem>").
 std::string RenderDaemonStatus(const nlohmann::json& status);
+
+// What a kernel's build is doing, from its "build" object: "resolving gsk-beta>=1.1 (3
+// collected)", "installing 5 packages", "verifying"; "" when there is none.
+std::string BuildProgressText(const nlohmann::json& kernel);
+
+// The status with the build progress: "building: installing 5 packages", "pending".
+std::string BuildStatusLine(const nlohmann::json& kernel);
 
 // "error: <message>\n" and "field: <details.field>\n" from an error body
 // {"error":{"code","message","details"}}; for a body in another shape, the HTTP status and the

@@ -1,6 +1,7 @@
 #include "supervisor/cli/render.h"
 
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 #include "supervisor/cli/client_commands.h"
@@ -35,8 +36,11 @@ TEST(ExitCodeTest, MapsHttpStatuses) {
 
 TEST(RenderTest, KernelTable) {
   json kernels = json::array({json::parse(kKernel),
-                              {{"name", "b"}, {"type", "UNMANAGED"}, {"pythonVersion", "3.9"},
-                               {"status", "ready"}, {"workers", 12},
+                              {{"name", "b"},
+                               {"type", "UNMANAGED"},
+                               {"pythonVersion", "3.9"},
+                               {"status", "ready"},
+                               {"workers", 12},
                                {"requestedDependencies", json::array()}}});
   EXPECT_EQ(RenderKernelTable(kernels),
             "NAME         TYPE       PYTHON  STATUS   WORKERS          DEPS  ENV-HASH      "
@@ -73,9 +77,11 @@ TEST(RenderTest, KernelDetails) {
 }
 
 TEST(RenderTest, KernelDetailsWithErrorAndNoDeps) {
-  std::string out = RenderKernelDetails(
-      {{"name", "k"}, {"lastError", "pip failed: no matching distribution for nump"},
-       {"requestedDependencies", json::array()}, {"frozenDependencies", ""}});
+  std::string out =
+      RenderKernelDetails({{"name", "k"},
+                           {"lastError", "pip failed: no matching distribution for nump"},
+                           {"requestedDependencies", json::array()},
+                           {"frozenDependencies", ""}});
   EXPECT_NE(out.find("last error: pip failed: no matching distribution for nump\n"),
             std::string::npos);
   EXPECT_NE(out.find("requested dependencies: none\n"), std::string::npos);
@@ -100,12 +106,76 @@ TEST(RenderTest, DaemonStatus) {
             "future:         true\n");
 }
 
+TEST(RenderTest, DaemonStatusWithInterpretersAndBuilds) {
+  json status = json::parse(R"({"version":"0.1.0","kernels":2,"runningBuilds":1,
+      "interpreters":[
+        {"version":"3.11.2","path":"/usr/bin/python3.11","source":"system","usable":true},
+        {"version":"3.7.17","path":"/opt/py37/bin/python3.7","source":"config","usable":false,
+         "problem":"the worker shim needs Python 3.8 or later"}]})");
+  EXPECT_EQ(RenderDaemonStatus(status),
+            "version:        0.1.0\n"
+            "kernels:        2\n"
+            "running builds: 1\n"
+            "interpreters (2):\n"
+            "  VERSION  PATH                     SOURCE  USABLE\n"
+            "  3.11.2   /usr/bin/python3.11      system  yes\n"
+            "  3.7.17   /opt/py37/bin/python3.7  config  no: the worker shim needs Python 3.8 or "
+            "later\n");
+  EXPECT_EQ(RenderDaemonStatus(json::parse(R"({"interpreters":[]})")),
+            "interpreters: none found (install python3.X, or list its path in [python] "
+            "interpreters in the config and restart the daemon)\n");
+}
+
+TEST(RenderTest, KernelDetailsShowTheBuildWhileItRuns) {
+  json kernel = json::parse(kKernel);
+  kernel["status"] = "building";
+  kernel["build"] = {{"phase", "resolving"},
+                     {"current", "numpy<2,>=1.24"},
+                     {"collected", 2},
+                     {"toInstall", 0},
+                     {"installed", 0}};
+  std::string out = RenderKernelDetails(kernel);
+  EXPECT_NE(out.find("status:     building\n"
+                     "build:      resolving numpy<2,>=1.24 (2 collected)\n"
+                     "workers:    1\n"),
+            std::string::npos)
+      << out;
+  EXPECT_TRUE(out.ends_with("other fields (1):\n  hubId: 42\n")) << out;  // not "build"
+}
+
+TEST(RenderTest, BuildStatusLine) {
+  auto line = [](const char* status, json build) {
+    json k = {{"status", status}};
+    if (!build.is_null()) k["build"] = std::move(build);
+    return BuildStatusLine(k);
+  };
+  EXPECT_EQ(line("pending", nullptr), "pending");
+  EXPECT_EQ(line("pending", {{"phase", "queued"}}), "pending: queued (waiting for a build slot)");
+  EXPECT_EQ(line("building", {{"phase", "creating-venv"}}), "building: creating the virtualenv");
+  EXPECT_EQ(
+      line("building", {{"phase", "resolving"}, {"current", "gsk-beta>=1.1"}, {"collected", 3}}),
+      "building: resolving gsk-beta>=1.1 (3 collected)");
+  EXPECT_EQ(line("building", {{"phase", "resolving"},
+                              {"current", "/wheels/gsk_alpha-2.0.0-py3-none-any.whl"},
+                              {"collected", 2}}),
+            "building: resolving gsk_alpha-2.0.0-py3-none-any.whl (2 collected)");
+  EXPECT_EQ(line("building", {{"phase", "resolving"}, {"current", ""}, {"collected", 0}}),
+            "building: resolving (0 collected)");
+  EXPECT_EQ(line("building", {{"phase", "installing"}, {"toInstall", 1}}),
+            "building: installing 1 package");
+  EXPECT_EQ(line("building", {{"phase", "installing"}, {"toInstall", 5}}),
+            "building: installing 5 packages");
+  EXPECT_EQ(line("building", {{"phase", "verifying"}}), "building: verifying");
+  EXPECT_EQ(line("building", {{"phase", "something-new"}}), "building: something-new");
+  EXPECT_EQ(BuildStatusLine(json::array()), "-");
+}
+
 TEST(RenderTest, ServerErrors) {
-  EXPECT_EQ(RenderServerError(
-                422,
-                R"({"error":{"code":"INVALID_ARGUMENT","message":"pythonVersion \"3.99\" is not available",
+  EXPECT_EQ(RenderServerError(422,
+                              R"({"error":{"code":"INVALID_ARGUMENT",
+                   "message":"pythonVersion \"3.99\" is not available",
                    "details":{"field":"pythonVersion"}}})",
-                "unix socket /s"),
+                              "unix socket /s"),
             "error: pythonVersion \"3.99\" is not available\nfield: pythonVersion\n");
   EXPECT_EQ(RenderServerError(404, R"({"error":{"code":"NOT_FOUND","message":"no kernel x"}})",
                               "unix socket /s"),

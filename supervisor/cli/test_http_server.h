@@ -4,6 +4,13 @@
 // the destructor stop it) before reading what it saw.
 #pragma once
 
+#include <stdlib.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -13,14 +20,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <stdlib.h>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http.hpp>
 
 namespace gsk::cli::testing {
 
@@ -34,8 +33,15 @@ struct SeenRequest {
 };
 
 struct CannedReply {
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+  CannedReply() = default;
+  CannedReply(int s, std::string b, std::string type = "application/json", Headers h = {})
+      : status(s), body(std::move(b)), content_type(std::move(type)), headers(std::move(h)) {}
+
   int status = 200;
   std::string body = "{}";
+  std::string content_type = "application/json";
+  Headers headers;  // extra header fields
 };
 
 // nullopt: never answer (the connection stays open until the server stops).
@@ -82,30 +88,33 @@ class TestHttpServer {
 
   void Serve(std::shared_ptr<Connection> c) {
     namespace http = boost::beast::http;
-    http::async_read(c->socket, c->buffer, c->request, [this, c](boost::system::error_code ec,
-                                                                 std::size_t) {
-      if (ec) return;
-      SeenRequest seen{std::string(c->request.method_string()), std::string(c->request.target()),
-                       std::string(c->request[http::field::host]),
-                       std::string(c->request[http::field::authorization]),
-                       std::string(c->request[http::field::content_type]), c->request.body()};
-      seen_.push_back(seen);
-      std::optional<CannedReply> reply = reply_(seen);
-      if (!reply) {
-        held_.push_back(c);
-        return;
-      }
-      c->response.result(static_cast<unsigned>(reply->status));
-      c->response.version(11);
-      c->response.set(http::field::content_type, "application/json");
-      c->response.body() = reply->body;
-      c->response.keep_alive(false);
-      c->response.prepare_payload();
-      http::async_write(c->socket, c->response, [c](boost::system::error_code, std::size_t) {
-        boost::system::error_code ignored;
-        c->socket.shutdown(Protocol::socket::shutdown_send, ignored);
-      });
-    });
+    http::async_read(
+        c->socket, c->buffer, c->request, [this, c](boost::system::error_code ec, std::size_t) {
+          if (ec) return;
+          SeenRequest seen{std::string(c->request.method_string()),
+                           std::string(c->request.target()),
+                           std::string(c->request[http::field::host]),
+                           std::string(c->request[http::field::authorization]),
+                           std::string(c->request[http::field::content_type]),
+                           c->request.body()};
+          seen_.push_back(seen);
+          std::optional<CannedReply> reply = reply_(seen);
+          if (!reply) {
+            held_.push_back(c);
+            return;
+          }
+          c->response.result(static_cast<unsigned>(reply->status));
+          c->response.version(11);
+          c->response.set(http::field::content_type, reply->content_type);
+          for (const auto& [name, value] : reply->headers) c->response.set(name, value);
+          c->response.body() = reply->body;
+          c->response.keep_alive(false);
+          c->response.prepare_payload();
+          http::async_write(c->socket, c->response, [c](boost::system::error_code, std::size_t) {
+            boost::system::error_code ignored;
+            c->socket.shutdown(Protocol::socket::shutdown_send, ignored);
+          });
+        });
   }
 
   boost::asio::io_context io_;

@@ -9,11 +9,13 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "supervisor/process/proc_fs.h"
 
@@ -312,7 +314,15 @@ TEST_F(ProcessLauncherTest, ChildInheritsOnlyStdio) {
     ProcessSpec spec;
     spec.argv = {"/usr/bin/sleep", "60"};
     auto run = Start(std::move(spec), piped);
-    EXPECT_EQ(OpenFds(run->handle.pid()), (std::set<int>{0, 1, 2})) << "piped: " << piped;
+    // The dynamic loader and libc of the fresh child open files for a moment (ld.so.cache,
+    // libc.so, locale data); an inherited descriptor stays. Poll until the transient ones close.
+    const std::set<int> stdio{0, 1, 2};
+    std::set<int> fds = OpenFds(run->handle.pid());
+    for (int i = 0; i < 500 && fds != stdio; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      fds = OpenFds(run->handle.pid());
+    }
+    EXPECT_EQ(fds, stdio) << "piped: " << piped;
     launcher_->Kill(run->handle);
     ASSERT_TRUE(WaitExit(run));
   }

@@ -73,6 +73,31 @@ CREATE TABLE envs (
 ) STRICT;
 CREATE INDEX envs_status_last_used ON envs (status, last_used_at);
 )sql"},
+    // No foreign key to kernels: a worker row outlives its kernel's row while the process may
+    // still be alive (stopping, or orphaned by a supervisor crash), so that the next supervisor
+    // can find and stop it. The workers component deletes a row once its process is gone.
+    {3, "workers", R"sql(
+CREATE TABLE workers (
+  id                  TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
+  kernel              TEXT NOT NULL CHECK (kernel <> ''),
+  state               TEXT NOT NULL CHECK (state IN ('starting', 'running', 'backoff',
+                                                     'stopping', 'stopped', 'exited', 'fatal')),
+  pid                 INTEGER NOT NULL DEFAULT 0,
+  process_start_ticks INTEGER NOT NULL DEFAULT 0,
+  token_hash          TEXT NOT NULL DEFAULT '',
+  restarts            INTEGER NOT NULL DEFAULT 0 CHECK (restarts >= 0),
+  quick_failures      INTEGER NOT NULL DEFAULT 0 CHECK (quick_failures >= 0),
+  exit_description    TEXT NOT NULL DEFAULT '',
+  last_error          TEXT NOT NULL DEFAULT '',
+  python_version      TEXT NOT NULL DEFAULT '',
+  env_json            TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(env_json)),
+  log_file            TEXT NOT NULL DEFAULT '',
+  created_at          INTEGER NOT NULL,
+  updated_at          INTEGER NOT NULL,
+  started_at          INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX workers_kernel ON workers (kernel, id);
+)sql"},
 };
 
 constexpr bool VersionsAreConsecutive() {

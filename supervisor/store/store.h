@@ -54,6 +54,27 @@ struct EnvRow {
   int64_t build_finished_at_ms = 0;
 };
 
+// A worker process (supervisor/workers), as last reported by its state machine.
+struct WorkerRow {
+  std::string id;
+  std::string kernel;
+  std::string state;  // "starting" | "running" | "backoff" | "stopping" | "stopped" | "exited"
+                      // | "fatal" (supervisord's states)
+  int64_t pid = 0;    // 0 when no process
+  int64_t process_start_ticks = 0;  // /proc/<pid>/stat field 22, with pid the process identity
+  std::string token_hash;           // hex SHA-256 of the one-time token; never the token
+  int64_t restarts = 0;
+  int64_t quick_failures = 0;     // consecutive early exits (backoff, then fatal)
+  std::string exit_description;   // the last exit: "exited with code 1", "killed by signal 9 ..."
+  std::string last_error;         // "" when none
+  std::string python_version;     // from the worker's hello, "" before it registered
+  std::string env_json = "{}";    // the hello's env object (packages, platform, pid, ...)
+  std::string log_file;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+  int64_t started_at_ms = 0;  // running since (0 when not running)
+};
+
 struct Event {
   int64_t id = 0;  // assigned by the store
   int64_t ts_ms = 0;
@@ -133,6 +154,16 @@ class Store {
   // 0 <= version <= LatestSchemaVersion(). Version 0 is an empty database.
   static Result<std::unique_ptr<Store>> OpenAtVersion(const std::filesystem::path& path,
                                                       int version);
+
+  // Workers (worker_store.cc). Rows are kept after their kernel is deleted (no foreign key):
+  // the process may still be alive, and the row is how a restarted supervisor finds it.
+  // PutWorker inserts or replaces the row (every column) and appends the event atomically.
+  Status PutWorker(const WorkerRow& row, const Event& event);
+  Result<std::optional<WorkerRow>> GetWorker(const std::string& id);
+  // Ordered by id; only the workers of `kernel` unless it is empty.
+  Result<std::vector<WorkerRow>> ListWorkers(const std::string& kernel = "");
+  // Deletes the row and appends the event atomically. kNotFound if absent.
+  Status DeleteWorker(const std::string& id, const Event& event);
 
  private:
   explicit Store(std::unique_ptr<SQLite::Database> db);

@@ -489,6 +489,24 @@ VALUES ('h1', '3.11', '/x/envs/h1', 'ready', 1234, 1, 2, 3);
          EXPECT_EQ((*env)->size_bytes, 1234);
          EXPECT_EQ((*env)->last_used_at_ms, 3);
        }},
+      // v3: workers.
+      {[](SQLite::Database& db) {
+         db.exec(R"sql(
+INSERT INTO workers (id, kernel, state, pid, process_start_ticks, token_hash, restarts,
+                     env_json, created_at, updated_at, started_at)
+VALUES ('old-w1', 'old', 'running', 321, 4567, 'abcd', 2, '{"pythonVersion":"3.11.2"}',
+        5, 6, 7);
+)sql");
+       },
+       [](Store& store) {
+         Result<std::optional<WorkerRow>> w = store.GetWorker("old-w1");
+         ASSERT_TRUE(w.ok() && w->has_value()) << w.status().ToString();
+         EXPECT_EQ((*w)->state, "running");
+         EXPECT_EQ((*w)->pid, 321);
+         EXPECT_EQ((*w)->process_start_ticks, 4567);
+         EXPECT_EQ((*w)->restarts, 2);
+         EXPECT_EQ((*w)->started_at_ms, 7);
+       }},
   };
 }
 

@@ -4,7 +4,10 @@
 //
 //   kernel_registry_bench --port P [--host H] [--token T] --op create|list|show|health
 //       [--requests N] [--max-seconds S] [--connections C] [--warmup W]
-//       [--prefix bench-] [--start N] [--name NAME] [--label TEXT]
+//       [--prefix bench-] [--start N] [--name NAME] [--doc FILE] [--label TEXT]
+//
+// create posts --doc's JSON document (default: the Giskard Hub's example kernel) under the
+// names PREFIX000000, PREFIX000001, ...; show gets --name; list gets all kernels.
 
 #include <algorithm>
 #include <atomic>
@@ -13,7 +16,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <iostream>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -45,7 +51,9 @@ struct Options {
   std::string prefix = "bench-";
   int64_t start = 0;
   std::string name = "bench-000000";
+  std::string doc_file;
   std::string label;
+  nlohmann::json doc;  // the create template, loaded from doc_file or the Hub's example
 };
 
 struct ThreadResult {
@@ -61,7 +69,7 @@ void Usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s --port P [--host H] [--token T] --op create|list|show|health\n"
                "          [--requests N] [--max-seconds S] [--connections C] [--warmup W]\n"
-               "          [--prefix P] [--start N] [--name NAME] [--label TEXT]\n",
+               "          [--prefix P] [--start N] [--name NAME] [--doc FILE] [--label TEXT]\n",
                argv0);
 }
 
@@ -81,6 +89,7 @@ bool ParseArgs(int argc, char** argv, Options& o) {
     else if (flag == "--prefix") o.prefix = value;
     else if (flag == "--start") o.start = std::stoll(value);
     else if (flag == "--name") o.name = value;
+    else if (flag == "--doc") o.doc_file = value;
     else if (flag == "--label") o.label = value;
     else return false;
   }
@@ -94,15 +103,28 @@ std::string KernelName(const Options& o, int64_t index) {
   return o.prefix + digits;
 }
 
-// The Giskard Hub's document, with a distinct name per request.
-std::string CreateBody(const std::string& name) {
-  nlohmann::json doc = {
-      {"name", name},
-      {"pythonVersion", "3.11"},
-      {"requestedDependencies", {"giskard[llm]>=2.14", "scikit-learn==1.3.2"}},
-      {"frozenDependencies", "joblib==1.3.2\nnumpy==1.26.4\nscikit-learn==1.3.2"},
-      {"type", "PROCESS"},
-      {"version", "2.14.0"}};
+// The create template: --doc FILE, else the Giskard Hub's example document.
+nlohmann::json LoadDocument(const std::string& path) {
+  if (path.empty()) {
+    return {{"pythonVersion", "3.11"},
+            {"requestedDependencies", {"giskard[llm]>=2.14", "scikit-learn==1.3.2"}},
+            {"frozenDependencies", "joblib==1.3.2\nnumpy==1.26.4\nscikit-learn==1.3.2"},
+            {"type", "PROCESS"},
+            {"version", "2.14.0"}};
+  }
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read --doc " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json doc = nlohmann::json::parse(text.str());
+  if (!doc.is_object()) throw std::runtime_error("--doc " + path + " is not a JSON object");
+  return doc;
+}
+
+// The template with a distinct name per request.
+std::string CreateBody(const Options& o, const std::string& name) {
+  nlohmann::json doc = o.doc;
+  doc["name"] = name;
   return doc.dump();
 }
 
@@ -115,7 +137,7 @@ http::request<http::string_body> MakeRequest(const Options& o, int64_t index) {
     req.method(http::verb::post);
     req.target("/api/v1/kernels");
     req.set(http::field::content_type, "application/json");
-    req.body() = CreateBody(KernelName(o, index));
+    req.body() = CreateBody(o, KernelName(o, index));
   } else {
     req.method(http::verb::get);
     if (o.op == "list") req.target("/api/v1/kernels");
@@ -261,6 +283,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    o.doc = LoadDocument(o.doc_file);
     std::atomic<int64_t> next{o.start};
     int64_t end = o.start + o.requests;
     std::vector<ThreadResult> results(static_cast<size_t>(o.connections));

@@ -39,6 +39,27 @@ HUB_KERNEL = {
     "version": "2.14.0",
 }
 
+# Every daemon of the tests runs offline: env builds (which start on every kernel create) then
+# fail fast with "no matching distribution" instead of reaching for PyPI.
+BASE_CONFIG = """
+[packages]
+offline = true
+
+[builds]
+max_concurrent = 1
+"""
+
+# Kernel fields that change by themselves while an env build runs, and "warnings", which only
+# create and replace responses carry.
+VOLATILE_FIELDS = ("status", "lastError", "updatedAt", "build", "warnings")
+KERNEL_STATUSES = ("pending", "building", "ready", "failed")
+
+
+def stable(kernel):
+    """A kernel minus the fields an env build changes: what must stay equal over time."""
+    return {k: v for k, v in kernel.items() if k not in VOLATILE_FIELDS}
+
+
 READY_RE = re.compile(r"event=supervisor\.ready .*\blisten=(\S+):(\d+)")
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -219,12 +240,11 @@ class Daemon:
         self.state_dir = state_dir
         self.admin_socket = admin_socket or os.path.join(state_dir, "admin.sock")
         self.binary = binary or BINARY
-        self.config_path = None
-        if config_text is not None:
-            self.config_path = os.path.join(os.path.dirname(state_dir.rstrip("/")),
-                                            f"config-{os.path.basename(state_dir)}.toml")
-            with open(self.config_path, "w") as f:
-                f.write(config_text)
+        # The config lives beside the state directory; `config_text` adds sections to BASE_CONFIG.
+        self.config_path = os.path.join(os.path.dirname(state_dir.rstrip("/")),
+                                        f"config-{os.path.basename(state_dir)}.toml")
+        with open(self.config_path, "w") as f:
+            f.write(BASE_CONFIG + (config_text or ""))
         self.proc = None
         self.port = None
         self.launch_time = None
@@ -237,11 +257,8 @@ class Daemon:
     # --- process lifecycle -------------------------------------------------------------------
 
     def command(self, listen="127.0.0.1:0"):
-        cmd = [self.binary, "serve", "--state-dir", self.state_dir, "--listen", listen,
-               "--admin-socket", self.admin_socket]
-        if self.config_path:
-            cmd += ["--config", self.config_path]
-        return cmd
+        return [self.binary, "serve", "--state-dir", self.state_dir, "--listen", listen,
+                "--admin-socket", self.admin_socket, "--config", self.config_path]
 
     def start(self, timeout=START_TIMEOUT, listen="127.0.0.1:0", cpu=None):
         """Starts the daemon and returns once it logged its ready line and /healthz answers."""
@@ -410,6 +427,19 @@ class Daemon:
         r = self.get(path)
         assert r.status == 200, r
         return r.json["events"]
+
+    def wait_status(self, name, statuses, timeout=180):
+        """Polls the kernel until its status is one of `statuses`; returns the kernel."""
+        deadline = time.monotonic() + timeout
+        kernel = None
+        while time.monotonic() < deadline:
+            r = self.get(f"/api/v1/kernels/{name}")
+            assert r.status == 200, r
+            kernel = r.json
+            if kernel["status"] in statuses:
+                return kernel
+            time.sleep(0.2)
+        raise AssertionError(f"kernel {name} not {statuses} within {timeout}s: {kernel}")
 
     def last_event_id(self):
         ids = [e["id"] for e in self.events()]

@@ -9,7 +9,7 @@ binds 127.0.0.1 (port 0 = any free port), writes the port to F once it accepts c
 (atomically: F.tmp then rename), and serves until SIGTERM/SIGINT, until its parent process dies
 (checked every second) or for --max-seconds at most. As a module:
 
-    server, url = start_index(dir)   # serves in a daemon thread; url is "http://127.0.0.1:P/simple/"
+    server, url = start_index(dir)  # daemon thread; url = "http://127.0.0.1:P/simple/"
     ...
     server.stop()
 
@@ -31,9 +31,6 @@ import sys
 import threading
 import time
 import urllib.parse
-
-DIST_EXTENSIONS = (".whl", ".tar.gz", ".zip")
-
 
 def normalize(name):
     """PEP 503 normalized project name."""

@@ -32,11 +32,12 @@ import zipfile
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 TAG = "py3-none-any"
 
-# gsk-broken carries a member whose path climbs out of site-packages ("../"). pip resolves the
-# wheel normally (its METADATA is fine) and refuses it when it lays out the files, with
-#   ERROR: The wheel 'gsk-broken==1.0.0' has a file '../gsk_broken_escape.py' trying to
-#   install outside the target directory    (pip 24 wording; pip 20-23 say "trying to install
-#   outside target directory") and exit status 1, before anything is written.
+# gsk-broken carries, as its first member, a file whose path climbs out of site-packages ("../").
+# pip resolves the wheel normally (its METADATA is fine), prints "Installing collected packages:
+# gsk-broken", then refuses it before writing any file, exit status 1 (pip 23.0.1, 23.2.1, 24.2):
+#   ERROR: For req: gsk-broken. The wheel '<path>.whl' has a file '<site-packages>/../
+#   gsk_broken_escape.py' trying to install outside the target directory '<site-packages>'
+# (A RECORD hash mismatch is NOT rejected by pip 23/24: it installs such a wheel silently.)
 BROKEN_NOTE = "member '../gsk_broken_escape.py' escapes the install directory"
 
 # gsk-badwheel declares "Wheel-Version: 9.0": pip rejects it while preparing it (before

@@ -132,8 +132,8 @@ class PipCase(unittest.TestCase):
         if cls.PIP_WHL is None:
             raise unittest.SkipTest(f"{cls.LABEL}: no pip wheel for {cls.PYTHON}")
 
-    def make_venv(self):
-        venv = tempfile.mkdtemp(prefix=f"venv-{self.LABEL}-", dir=_state["root"])
+    def make_venv(self, prefix="venv-"):
+        venv = tempfile.mkdtemp(prefix=f"{prefix}{self.LABEL}-", dir=_state["root"])
         proc = subprocess.run([self.PYTHON, "-m", "venv", "--without-pip", venv],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=VENV_TIMEOUT, env=pip_env())
@@ -224,6 +224,21 @@ class PipCase(unittest.TestCase):
         with open(script, encoding="utf-8") as f:
             shebang = f.readline().rstrip("\n")
         self.assertEqual(shebang, "#!" + os.path.join(venv, "bin", "python"))
+        proc = subprocess.run([script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=VENV_TIMEOUT)
+        self.assertEqual((proc.returncode, proc.stdout), (0, "gsk-tool 1.0.0\n"))
+
+    def test_console_script_in_path_with_space(self):
+        # A space in the path (or a path over 127 bytes) makes pip write a /bin/sh trampoline
+        # instead of a plain "#!V/bin/python" line; the script still runs.
+        venv = self.make_venv(prefix="venv with space-")
+        rc, out = self.find_links(venv, "gsk-tool")
+        self.assertEqual(rc, 0, out)
+        script = os.path.join(venv, "bin", "gsk-tool")
+        with open(script, encoding="utf-8") as f:
+            head = [f.readline().rstrip("\n") for _ in range(2)]
+        python = os.path.join(venv, "bin", "python")
+        self.assertEqual(head, ["#!/bin/sh", f"'''exec' \"{python}\" \"$0\" \"$@\""])
         proc = subprocess.run([script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, timeout=VENV_TIMEOUT)
         self.assertEqual((proc.returncode, proc.stdout), (0, "gsk-tool 1.0.0\n"))

@@ -1,0 +1,145 @@
+// WorkerPool: launches and supervises the worker processes of kernels, as an explicit state
+// machine with supervisord's states (worker.h) driven by events: requests (SetWanted, Stop,
+// Restart, StopAll), a worker's registration and disconnection (from the relay), process exits
+// (from the launcher) and timers (registration deadline, backoff, reconnection). Every
+// transition goes to the observer and to the log. Not thread-safe: it belongs to the thread that
+// runs the launcher's and the timers' io_context, like its collaborators.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "supervisor/process/process_launcher.h"
+#include "supervisor/workers/timers.h"
+#include "supervisor/workers/worker.h"
+#include "supervisor/workers/worker_token.h"
+
+namespace gsk::workers {
+
+struct WorkerPoolOptions {
+  // A launched worker must register (valid hello) within this, or it is killed and the launch
+  // counts as an early exit.
+  std::chrono::milliseconds registration_deadline{30'000};
+  // supervisord's startsecs: an exit within this of becoming running is an early exit too.
+  std::chrono::milliseconds start_seconds{10'000};
+  // Delay before the k-th consecutive retry: min(backoff_initial * 2^(k-1), backoff_max).
+  std::chrono::milliseconds backoff_initial{1'000};
+  std::chrono::milliseconds backoff_max{60'000};
+  // This many consecutive early exits make the worker fatal (no more retries until Restart).
+  int max_quick_failures = 5;
+  // Stop sends SIGTERM to the worker's process group, then SIGKILL after this.
+  std::chrono::milliseconds stop_grace{10'000};
+  // A running worker whose connection broke is killed (and restarted) unless it registers
+  // again within this.
+  std::chrono::milliseconds reconnect_deadline{60'000};
+  std::string supervisor_socket;  // GSK_SUPERVISOR_SOCKET for the workers
+  // Makes a new worker id; default "<kernel>-<8 random hex digits>". Must be unique.
+  std::function<std::string(const std::string& kernel)> new_worker_id;
+};
+
+class WorkerPool {
+ public:
+  // REQUIRES: the collaborators outlive the pool; `launcher`'s and `timers`' callbacks run on
+  // the thread that calls the pool.
+  WorkerPool(process::ProcessLauncher& launcher, Timers& timers, const Clock& clock,
+             WorkerObserver& observer, WorkerPoolOptions options);
+  // Cancels the pool's timers and ignores later exits. Processes keep running: stop them first
+  // (StopAll), or let the launcher's destruction kill them.
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Keeps `n` workers for `kernel`: launches new ones, or stops and then forgets the newest.
+  // Stopped and fatal workers count (Restart brings them back). `launch` is used for every
+  // launch from now on. kInvalidArgument for n < 0 or an empty argv or kernel;
+  // kFailedPrecondition after StopAll.
+  Status SetWanted(const std::string& kernel, int n, LaunchTemplate launch);
+  int Wanted(const std::string& kernel) const;
+
+  // SIGTERM, then SIGKILL after stop_grace; the worker stays, stopped. kNotFound if unknown.
+  Status Stop(const std::string& id);
+  // Stops the worker if it runs, then launches it afresh (a fatal worker gets its retries back).
+  // kNotFound if unknown; kFailedPrecondition after StopAll or while it is being removed.
+  Status Restart(const std::string& id);
+  // Stops every worker and launches no more; calls `on_done` once no worker process is left
+  // (at once if there is none).
+  void StopAll(std::function<void()> on_done);
+
+  // A worker's hello. OK: the worker is running (or, after OnDisconnected, adopted again).
+  // kNotFound for an unknown id; kUnauthenticated for a wrong token or a process that is not
+  // the one launched (pid and start time); kFailedPrecondition when the worker is not waiting
+  // for a registration: no process, too late, or already registered and connected (a replay).
+  Status OnRegistered(const Registration& registration);
+  // The worker's connection broke. If it does not register again within reconnect_deadline it
+  // is killed, and restarted like any worker that exits.
+  void OnDisconnected(const std::string& id);
+
+  std::optional<WorkerInfo> Get(const std::string& id) const;
+  // Ordered by id; only the workers of `kernel` unless it is empty.
+  std::vector<WorkerInfo> List(const std::string& kernel = "") const;
+
+ private:
+  enum class AfterStop { kStay, kRestart, kRemove };
+  struct Worker {
+    WorkerInfo info;
+    uint64_t seq = 0;  // creation order, for scaling down the newest first
+    process::ProcessHandle handle;
+    bool has_process = false;
+    TokenDigest token{};
+    TimerId timer = 0;  // the one timer of the current state, 0 if none
+    int64_t running_since_mono_ms = 0;
+    bool deadline_missed = false;
+    AfterStop after_stop = AfterStop::kStay;
+  };
+  struct Kernel {
+    int wanted = 0;
+    LaunchTemplate launch;
+  };
+
+  // worker_lifecycle.cc: the state machine's internal events.
+  void Launch(Worker& w, std::string_view why);
+  Result<process::ProcessSpec> MakeSpec(Worker& w);
+  void OnExit(const std::string& id, const process::ExitInfo& exit);
+  void OnRunningExit(Worker& w);
+  void OnRegistrationDeadline(const std::string& id);
+  void OnReconnectDeadline(const std::string& id);
+  void QuickFailure(Worker& w, const std::string& why);
+  void BeginStop(Worker& w, AfterStop after, std::string_view why);
+  void FinishStop(Worker& w);
+  void Remove(const std::string& id);
+  void Transition(Worker& w, WorkerState to, std::string_view reason);
+  void SetTimer(Worker& w, std::chrono::milliseconds delay,
+                void (WorkerPool::*handler)(const std::string&));
+  void CancelTimer(Worker& w);
+  void OnBackoffDone(const std::string& id);
+  void MaybeFinishStopAll();
+  std::chrono::milliseconds BackoffDelay(int64_t failures) const;
+
+  // worker_pool.cc
+  Result<std::string> NewWorkerId(const std::string& kernel);
+  Worker* Find(const std::string& id);
+
+  process::ProcessLauncher& launcher_;
+  Timers& timers_;
+  const Clock& clock_;
+  WorkerObserver& observer_;
+  WorkerPoolOptions options_;
+  std::map<std::string, Kernel> kernels_;
+  std::map<std::string, std::unique_ptr<Worker>> workers_;  // by id
+  uint64_t next_seq_ = 1;
+  bool shutting_down_ = false;
+  std::function<void()> on_stopped_all_;
+  // Exit callbacks hold a weak reference: they do nothing once the pool is gone.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+}  // namespace gsk::workers
