@@ -160,7 +160,8 @@ const std::vector<std::string_view>& KernelDocumentFields() {
 const std::vector<std::string_view>& ReadOnlyKernelFields() {
   static const std::vector<std::string_view> kFields = {
       "status",    "envHash",   "lastError", "generation", "createdAt",
-      "updatedAt", "warnings",  "id",        "build"};
+      "updatedAt", "warnings",  "id",        "build",      "started",
+      "runningWorkers"};
   return kFields;
 }
 

@@ -11,10 +11,9 @@
 #include <nlohmann/json.hpp>
 
 namespace gsk::api {
-namespace {
+namespace internal {
 
 using nlohmann::json;
-constexpr std::string_view kPrefix = "/api/v1";
 
 HttpResponse JsonResponse(int status, const json& body) {
   HttpResponse r;
@@ -87,6 +86,14 @@ bool ParseInt(const std::string& s, int64_t min, int64_t max, int64_t* out) {
   return true;
 }
 
+}  // namespace internal
+
+namespace {
+
+using nlohmann::json;
+using namespace internal;  // NOLINT: this file's own helpers
+constexpr std::string_view kPrefix = "/api/v1";
+
 std::array<unsigned char, 32> Sha256(std::string_view data) {
   std::array<unsigned char, 32> out{};
   unsigned int len = 0;
@@ -94,11 +101,7 @@ std::array<unsigned char, 32> Sha256(std::string_view data) {
   return out;
 }
 
-json WriteOutcomeJson(const service::WriteOutcome& outcome) {
-  json body = service::KernelToJson(outcome.row);
-  if (!outcome.warnings.empty()) body["warnings"] = outcome.warnings;
-  return body;
-}
+
 
 }  // namespace
 
@@ -158,6 +161,18 @@ bool TokenMatches(std::string_view given, std::string_view token) {
 
 Router::Router(service::KernelService* kernels, RouterOptions options)
     : kernels_(kernels), options_(std::move(options)) {}
+
+json Router::KernelJson(const store::KernelRow& row) const {
+  json body = service::KernelToJson(row, kernels_->Progress(row));
+  if (options_.workers != nullptr) body["runningWorkers"] = options_.workers->Running(row.name);
+  return body;
+}
+
+json Router::WriteOutcomeJson(const service::WriteOutcome& outcome) const {
+  json body = KernelJson(outcome.row);
+  if (!outcome.warnings.empty()) body["warnings"] = outcome.warnings;
+  return body;
+}
 
 HttpResponse Router::Handle(const HttpRequest& request) {
   std::string_view target = request.target;
@@ -220,7 +235,8 @@ HttpResponse Router::Route(const HttpRequest& request, const std::string& path,
     }
     std::string name = PercentDecode(tail, &ok);
     if (!ok || name.find('/') != std::string::npos ||
-        (!action.empty() && action != "build-log" && action != "rebuild")) {
+        (!action.empty() && action != "build-log" && action != "rebuild" && action != "start" &&
+         action != "stop")) {
       return ErrorResponse(404, "NOT_FOUND", "no such route: " + path);
     }
     if (Status s = spec::ValidateKernelName(name); !s.ok()) {
@@ -235,9 +251,15 @@ HttpResponse Router::Route(const HttpRequest& request, const std::string& path,
       if (request.method != "POST") return MethodNotAllowed(request.method, "POST");
       auto row = kernels_->Rebuild(name, {request.trusted ? "admin-socket" : "rest"});
       if (!row.ok()) return StatusResponse(row.status());
-      return JsonResponse(202, service::KernelToJson(*row, kernels_->Progress(*row)));
+      return JsonResponse(202, KernelJson(*row));
     }
+    if (action == "start" || action == "stop") return KernelWorkers(request, name, action);
     return OneKernel(request, name);
+  }
+  if (rest == "/workers" || rest == "/workers/") return Workers(request, query);
+  constexpr std::string_view kWorkers = "/workers/";
+  if (rest.compare(0, kWorkers.size(), kWorkers) == 0) {
+    return OneWorker(request, rest.substr(kWorkers.size()), query);
   }
   return ErrorResponse(404, "NOT_FOUND", "no such route: " + path);
 }
@@ -249,7 +271,7 @@ HttpResponse Router::Kernels(const HttpRequest& request, const std::string& /*qu
     if (!rows.ok()) return StatusResponse(rows.status());
     json list = json::array();
     for (const auto& row : *rows) {
-      list.push_back(service::KernelToJson(row, kernels_->Progress(row)));
+      list.push_back(KernelJson(row));
     }
     size_t count = list.size();
     return JsonResponse(200, {{"kernels", std::move(list)}, {"count", count}});
@@ -267,7 +289,7 @@ HttpResponse Router::OneKernel(const HttpRequest& request, const std::string& na
   if (request.method == "GET") {
     auto row = kernels_->Get(name);
     if (!row.ok()) return StatusResponse(row.status());
-    return JsonResponse(200, service::KernelToJson(*row, kernels_->Progress(*row)));
+    return JsonResponse(200, KernelJson(*row));
   }
   if (request.method == "PUT") {
     auto outcome = kernels_->Replace(name, request.body, caller);

@@ -3,7 +3,9 @@
 // mapping from Status to HTTP status live here. Not thread-safe: call on the core thread.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
@@ -11,10 +13,13 @@
 #include "base/status.h"
 #include "supervisor/api/http_types.h"
 #include "supervisor/service/kernel_service.h"
+#include "supervisor/service/worker_service.h"
 
 namespace gsk::api {
 
 struct RouterOptions {
+  service::WorkerService* workers = nullptr;    // nullptr: the worker routes answer 404
+  std::function<int64_t()> now_ms;               // Unix ms, for uptimes
   std::string api_token;                        // required on non-trusted requests
   std::function<nlohmann::json()> status_info;  // body of GET /api/v1/status
   std::function<Result<nlohmann::json>(const store::EventFilter&)> events;
@@ -37,11 +42,28 @@ class Router {
   HttpResponse OneKernel(const HttpRequest& request, const std::string& name);
   HttpResponse Events(const std::string& query);
   HttpResponse BuildLog(const std::string& name, const std::string& query);
+  nlohmann::json KernelJson(const store::KernelRow& row) const;
+  nlohmann::json WriteOutcomeJson(const service::WriteOutcome& outcome) const;
+  // worker_routes.cc
+  HttpResponse KernelWorkers(const HttpRequest& request, const std::string& name,
+                             const std::string& action);
+  HttpResponse Workers(const HttpRequest& request, const std::string& query);
+  HttpResponse OneWorker(const HttpRequest& request, const std::string& tail,
+                         const std::string& query);
 
   service::KernelService* kernels_;
   RouterOptions options_;
   bool draining_ = false;
 };
+
+namespace internal {
+// Shared by router.cc and worker_routes.cc.
+HttpResponse JsonResponse(int status, const nlohmann::json& body);
+HttpResponse MethodNotAllowed(std::string_view method, std::string_view allow);
+std::string PercentDecode(std::string_view in, bool* ok);
+std::map<std::string, std::string> ParseQuery(std::string_view query, bool* ok);
+bool ParseInt(const std::string& s, int64_t min, int64_t max, int64_t* out);
+}  // namespace internal
 
 // {"error":{"code","message","details"}} with `http_status`.
 HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_view message,

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -32,6 +33,29 @@ class TableReader {
     }
     out = static_cast<Int>(v);
     return Status::Ok();
+  }
+
+  // A duration given as a number of seconds (fractions allowed), between min and max seconds.
+  Status Seconds(const char* key, std::chrono::milliseconds& out, double min, double max) {
+    seen_.insert(key);
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return Status::Ok();
+    std::optional<double> v = node->value<double>();  // integers convert too
+    if (!v || !(*v >= min && *v <= max)) {
+      return Error(key, "expected a number of seconds between " + Trim(min) + " and " + Trim(max));
+    }
+    out = std::chrono::milliseconds(static_cast<int64_t>(*v * 1000.0 + 0.5));
+    return Status::Ok();
+  }
+
+  static std::string Trim(double v) {
+    std::string text = std::to_string(v);
+    while (text.find('.') != std::string::npos && (text.back() == '0' || text.back() == '.')) {
+      bool dot = text.back() == '.';
+      text.pop_back();
+      if (dot) break;
+    }
+    return text;
   }
 
   Status StrList(const char* key, std::vector<std::string>& out) {
@@ -116,15 +140,35 @@ Status ReadPackages(TableReader& r, PackagesConfig& p) {
   return r.RejectUnknown();
 }
 
+Status ReadWorkers(TableReader& r, WorkersConfig& w) {
+  GSK_RETURN_IF_ERROR(r.Str("socket", w.socket));
+  GSK_RETURN_IF_ERROR(r.Seconds("registration_timeout_seconds", w.registration_timeout, 0.1, 3600));
+  GSK_RETURN_IF_ERROR(r.Seconds("start_seconds", w.start_seconds, 0, 3600));
+  GSK_RETURN_IF_ERROR(r.Seconds("backoff_initial_seconds", w.backoff_initial, 0.01, 3600));
+  GSK_RETURN_IF_ERROR(r.Seconds("backoff_max_seconds", w.backoff_max, 0.01, 86400));
+  GSK_RETURN_IF_ERROR(r.Integer("max_quick_failures", w.max_quick_failures, 1, 1000));
+  GSK_RETURN_IF_ERROR(r.Seconds("stop_timeout_seconds", w.stop_timeout, 0, 3600));
+  GSK_RETURN_IF_ERROR(r.Seconds("reconnect_seconds", w.reconnect, 0.5, 86400));
+  GSK_RETURN_IF_ERROR(r.Seconds("heartbeat_seconds", w.heartbeat, 0.05, 3600));
+  GSK_RETURN_IF_ERROR(r.Integer("log_rotate_bytes", w.log_rotate_bytes, 0, int64_t{1} << 40));
+  GSK_RETURN_IF_ERROR(r.Integer("memory_limit_mb", w.memory_limit_mb, 0, int64_t{1} << 30));
+  GSK_RETURN_IF_ERROR(r.Integer("open_files", w.open_files, 0, 1 << 24));
+  GSK_RETURN_IF_ERROR(r.Integer("max_processes", w.max_processes, 0, 1 << 24));
+  if (w.backoff_max < w.backoff_initial) {
+    return r.Error("backoff_max_seconds", "must not be less than backoff_initial_seconds");
+  }
+  return r.RejectUnknown();
+}
+
 Status ReadSections(const toml::table& root, const std::string& src, Config& c) {
-  static const std::set<std::string> kSections = {"server", "state",  "python", "packages",
-                                                  "limits", "builds", "log"};
+  static const std::set<std::string> kSections = {"server", "state",  "python",  "packages",
+                                                  "limits", "builds", "workers", "log"};
   for (const auto& [key, node] : root) {
     std::string k(key.str());
     if (!kSections.count(k) || !node.is_table()) {
       return InvalidArgument(src + ": unknown section or key \"" + k +
                              "\"; expected one of [server], [state], [python], [packages], "
-                             "[limits], [builds], [log]")
+                             "[limits], [builds], [workers], [log]")
           .WithDetail("field", k);
     }
   }
@@ -158,6 +202,8 @@ Status ReadSections(const toml::table& root, const std::string& src, Config& c) 
       builds.Integer("disk_budget_mb", c.builds.disk_budget_mb, 1, int64_t{1} << 40));
   GSK_RETURN_IF_ERROR(builds.Bool("compile_bytecode", c.builds.compile_bytecode));
   GSK_RETURN_IF_ERROR(builds.RejectUnknown());
+  TableReader workers(section("workers"), "workers", src);
+  GSK_RETURN_IF_ERROR(ReadWorkers(workers, c.workers));
   TableReader log(section("log"), "log", src);
   GSK_RETURN_IF_ERROR(log.Str("level", c.log_level));
   return log.RejectUnknown();
@@ -188,6 +234,14 @@ std::filesystem::path Config::AdminSocketPath() const {
     return std::filesystem::path(r.substr(0, r.find(':'))) / "admin.sock";
   }
   return state_dir / "admin.sock";
+}
+
+std::filesystem::path Config::WorkerSocketPath() const {
+  if (!workers.socket.empty()) return workers.socket;
+  if (std::string r = Getenv("RUNTIME_DIRECTORY"); !r.empty()) {
+    return std::filesystem::path(r.substr(0, r.find(':'))) / "workers.sock";
+  }
+  return state_dir / "workers.sock";
 }
 
 std::filesystem::path Config::ApiTokenPath() const {
@@ -280,6 +334,12 @@ Result<Config> Resolve(Config config) {
     return InvalidArgument("admin socket path " + sock + " is longer than 107 bytes, the limit "
                            "of Unix sockets; set [server] admin_socket to a shorter path")
         .WithDetail("field", "server.admin_socket");
+  }
+  std::string workers_sock = config.WorkerSocketPath().string();
+  if (workers_sock.size() >= 108) {
+    return InvalidArgument("worker socket path " + workers_sock + " is longer than 107 bytes, "
+                           "the limit of Unix sockets; set [workers] socket to a shorter path")
+        .WithDetail("field", "workers.socket");
   }
   return config;
 }

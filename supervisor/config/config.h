@@ -2,6 +2,7 @@
 // flags (later wins). A plain value type; load once at startup on the main thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -42,6 +43,23 @@ struct BuildsConfig {
   bool compile_bytecode = false;            // pip --no-compile unless true
 };
 
+// Worker supervision ([workers]); see packaging/config.toml for what each does.
+struct WorkersConfig {
+  std::string socket;  // "" -> $RUNTIME_DIRECTORY/workers.sock or <state>/workers.sock
+  std::chrono::milliseconds registration_timeout{30'000};
+  std::chrono::milliseconds start_seconds{10'000};
+  std::chrono::milliseconds backoff_initial{1'000};
+  std::chrono::milliseconds backoff_max{60'000};
+  int max_quick_failures = 5;
+  std::chrono::milliseconds stop_timeout{10'000};
+  std::chrono::milliseconds reconnect{60'000};
+  std::chrono::milliseconds heartbeat{5'000};
+  int64_t log_rotate_bytes = 10 << 20;
+  int64_t memory_limit_mb = 0;  // 0 = no RLIMIT_AS
+  int64_t open_files = 0;       // 0 = inherited
+  int64_t max_processes = 0;    // 0 = inherited
+};
+
 struct LimitsConfig {
   int64_t max_kernels = 100000;
   int max_workers_per_kernel = 64;
@@ -55,11 +73,15 @@ struct Config {
   PackagesConfig packages;
   LimitsConfig limits;
   BuildsConfig builds;
+  WorkersConfig workers;
   std::string log_level = "info";
   std::filesystem::path config_file;  // "" when none was read
 
   std::filesystem::path AdminSocketPath() const;
   std::filesystem::path ApiTokenPath() const;
+  std::filesystem::path WorkerSocketPath() const;
+  std::filesystem::path WorkersDir() const { return state_dir / "workers"; }
+  std::filesystem::path WorkerLogsDir() const { return state_dir / "logs/workers"; }
   std::filesystem::path DatabasePath() const { return state_dir / "supervisor.db"; }
   std::filesystem::path LockPath() const { return state_dir / "supervisor.lock"; }
   std::filesystem::path EnvsDir() const { return state_dir / "envs"; }

@@ -17,6 +17,7 @@
 #include "supervisor/api/router.h"
 #include "supervisor/daemon/environments_setup.h"
 #include "supervisor/daemon/state_lock.h"
+#include "supervisor/daemon/workers_setup.h"
 #include "supervisor/envs/env_manager.h"
 #include "supervisor/process/process_launcher.h"
 #include "supervisor/server/http_server.h"
@@ -155,10 +156,20 @@ int RunDaemon(const config::Config& config) {
     return 1;
   }
   service::KernelService kernels(&db, &clock, MakeServiceOptions(config), &environments);
+  auto supervision =
+      WorkerSupervision::Start(io, config, db, *launcher, clock, kernels, environments);
+  if (!supervision.ok()) {
+    spdlog::error("event=supervisor.start_failed error=\"{}\"", supervision.status().message());
+    return 1;
+  }
+  WorkerSupervision& workers = **supervision;
   kernels.ResumeEnvironments();
+  workers.ReconcileAll();
   std::string listen_text = config.server.listen;
   api::RouterOptions router_options;
   router_options.api_token = token;
+  router_options.workers = &workers.service();
+  router_options.now_ms = [&clock] { return clock.NowUnixMillis(); };
   router_options.events = [&db](const store::EventFilter& f) -> Result<nlohmann::json> {
     GSK_ASSIGN_OR_RETURN(auto events, db.ListEvents(f));
     return EventsToJson(events);
@@ -173,6 +184,8 @@ int RunDaemon(const config::Config& config) {
                           {"stateDir", config.state_dir.string()},
                           {"listen", listen_text},
                           {"adminSocket", config.AdminSocketPath().string()},
+                          {"workerSocket", config.WorkerSocketPath().string()},
+                          {"workers", workers.service().List("").size()},
                           {"schemaVersion", schema.ok() ? *schema : -1},
                           {"kernels", count.ok() ? *count : -1},
                           {"runningBuilds", environments.running_builds()},
@@ -211,6 +224,7 @@ int RunDaemon(const config::Config& config) {
     router.SetDraining(true);
     http.Stop();
     environments.Shutdown();
+    workers.StopAll([] { spdlog::info("event=workers.all_stopped"); });
   });
 
   auto count = db.CountKernels();

@@ -141,6 +141,7 @@ void EnvManager::Ensure(const EnvRequest& request, bool retry_failed) {
     if (row.status == "ready" && intact) {
       (void)store_->TouchEnv(row.hash, clock_->NowUnixMillis());
       (void)store_->SetKernelsStatus(row.hash, "ready", "", clock_->NowUnixMillis());
+      Notify(row.hash);
       return;
     }
     if (row.status == "failed" && !retry_failed) {
@@ -164,6 +165,7 @@ Status EnvManager::Rebuild(const EnvRequest& request) {
   std::error_code ec;
   fs::remove_all(EnvPath(request.hash), ec);
   Ensure(request, /*retry_failed=*/true);
+  Notify(request.hash);
   return Status::Ok();
 }
 
@@ -331,6 +333,14 @@ int64_t EnvManager::ReferencedBytes(const std::string& except_hash) {
   return total;
 }
 
+void EnvManager::Notify(const std::string& hash) {
+  if (!on_change_) return;
+  // Later, on the same thread: the caller may be in the middle of a kernel write.
+  boost::asio::post(io_, [this, hash] {
+    if (on_change_ && !shutting_down_) on_change_(hash);
+  });
+}
+
 void EnvManager::Succeed(Build& b) {
   b.row.size_bytes = DirectorySize(b.row.path);
   int64_t budget = options_.builds.disk_budget_mb << 20;
@@ -355,6 +365,7 @@ void EnvManager::Succeed(Build& b) {
   if (!WriteEnv(b.row, "env.ready").ok()) return Fail(b, "cannot record the finished build");
   spdlog::info("event=env.ready env={} size_bytes={} build_ms={}", b.row.hash.substr(0, 12),
                b.row.size_bytes, b.row.build_finished_at_ms - b.row.build_started_at_ms);
+  Notify(b.request.hash);
   Finish(b.request.hash);
 }
 
@@ -369,6 +380,7 @@ void EnvManager::Fail(Build& b, const std::string& reason) {
   (void)WriteEnv(b.row, "env.build_failed");
   std::error_code ec;
   fs::remove_all(b.row.path, ec);  // a failed env is never used; keep only its log
+  Notify(b.request.hash);
   Finish(b.request.hash);
 }
 

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -77,6 +78,12 @@ class EnvManager final : public Environments {
   // Stops every build (their rows stay "building"; the next Recover + Ensure restarts them).
   void Shutdown();
 
+  // Called with an env's hash, soon after (posted to the io_context, never inside the call that
+  // caused it), whenever its kernels may have become ready, failed or gone back to building.
+  void SetOnChange(std::function<void(const std::string& hash)> on_change) {
+    on_change_ = std::move(on_change);
+  }
+
  private:
   struct Build;
   void StartQueued();
@@ -86,6 +93,7 @@ class EnvManager final : public Environments {
   void InstallStep(Build& build);
   void VerifyStep(Build& build);
   void Succeed(Build& build);
+  void Notify(const std::string& hash);
   void Fail(Build& build, const std::string& reason);
   void Finish(const std::string& hash);
   void Log(Build& build, std::string_view line);
@@ -101,6 +109,7 @@ class EnvManager final : public Environments {
   std::vector<std::string> queue_;
   int running_ = 0;
   bool shutting_down_ = false;
+  std::function<void(const std::string& hash)> on_change_;
 };
 
 // Total size in bytes of the regular files under `dir` (symlinks not followed).

@@ -30,6 +30,7 @@ ChildProcess::ChildProcess(asio::io_context& io, Options options)
 ChildProcess::~ChildProcess() = default;
 
 Status ChildProcess::Start() {
+  if (options_.adopted_pidfd) return WatchAdopted();
   try {
     exit_watch_.reset(new ExitWatch{{io_.get_executor(), options_.handle.pid()}});
   } catch (const std::exception& e) {
@@ -46,6 +47,22 @@ Status ChildProcess::Start() {
     options_.pipe_read.release();
     Read();
   }
+  return Status::Ok();
+}
+
+Status ChildProcess::WatchAdopted() {
+  adopted_watch_ = std::make_unique<asio::posix::stream_descriptor>(io_);
+  boost::system::error_code ec;
+  adopted_watch_->assign(options_.adopted_pidfd.get(), ec);
+  if (ec) return Internal("watching the adopted process: " + ec.message());
+  options_.adopted_pidfd.release();
+  // A pidfd becomes readable when its process exits; a process we did not fork is reaped by
+  // its new parent (init or a subreaper), so there is no status to collect.
+  adopted_watch_->async_wait(asio::posix::descriptor_base::wait_read,
+                             [self = shared_from_this()](boost::system::error_code wait_ec) {
+                               if (wait_ec || self->abandoned_) return;
+                               self->OnReaped(false, 0);
+                             });
   return Status::Ok();
 }
 
@@ -69,7 +86,10 @@ void ChildProcess::Kill() {
 void ChildProcess::Abandon() {
   abandoned_ = true;
   if (!finishing_) Signal(SIGKILL);
-  if (!reaped_) {
+  if (!reaped_ && adopted_watch_) {
+    adopted_watch_.reset();
+    reaped_ = true;
+  } else if (!reaped_) {
     // Close the pidfd first so that Boost's pending wait does not waitpid() after us. A wait
     // already completed and queued would find the pid reaped (ECHILD).
     exit_watch_.reset();

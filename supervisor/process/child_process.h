@@ -30,6 +30,9 @@ class ChildProcess : public std::enable_shared_from_this<ChildProcess> {
     std::optional<LogWriter> log;                     // set when the launcher writes the log
     UniqueFd pipe_read;                               // the child's stdout+stderr, or none
     std::function<void()> on_done;  // the launcher forgets the child; called before on_exit
+    // Set for a process that is not our child (Adopt): its exit is watched on this pidfd and
+    // cannot be reaped, so its status is unknown.
+    UniqueFd adopted_pidfd;
   };
 
   ChildProcess(boost::asio::io_context& io, Options options);
@@ -44,6 +47,7 @@ class ChildProcess : public std::enable_shared_from_this<ChildProcess> {
 
  private:
   void OnReaped(bool ok, int native_status);
+  Status WatchAdopted();
   void WaitForGroup();
   void Signal(int sig);
   void Read();
@@ -55,6 +59,7 @@ class ChildProcess : public std::enable_shared_from_this<ChildProcess> {
   Options options_;
   struct ExitWatch;  // Boost.Process's handle, kept out of this header
   std::unique_ptr<ExitWatch> exit_watch_;
+  std::unique_ptr<boost::asio::posix::stream_descriptor> adopted_watch_;
   boost::asio::steady_timer kill_timer_;
   boost::asio::posix::stream_descriptor pipe_;
   std::array<char, 16384> buffer_{};

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "supervisor/process/process_launcher.h"
@@ -20,6 +21,7 @@ class FakeProcessLauncher final : public ProcessLauncher {
     ProcessSpec spec;
     bool running = true;
     ExitCallback on_exit;
+    bool adopted = false;  // by Adopt, not Launch
   };
   struct Signaled {
     int pid = 0;
@@ -30,6 +32,11 @@ class FakeProcessLauncher final : public ProcessLauncher {
   // Recorded only for a running process; the process keeps running until the test ends it.
   void Stop(const ProcessHandle& handle, std::chrono::milliseconds grace) override;
   void Kill(const ProcessHandle& handle) override;
+  // Adopts only pids made "alive" with AddForeign (with their start time); kNotFound otherwise.
+  Result<ProcessHandle> Adopt(int pid, int64_t start_time_ticks, bool own_group,
+                              ExitCallback on_exit) override;
+  // A process that runs but was not launched here (for Adopt).
+  void AddForeign(int pid, int64_t start_time_ticks) { foreign_.push_back({pid, start_time_ticks}); }
 
   // The next Launch fails with `status` (once).
   void FailNextLaunch(Status status) { next_failure_ = std::move(status); }
@@ -51,6 +58,7 @@ class FakeProcessLauncher final : public ProcessLauncher {
   std::vector<Launched> launches_;
   std::vector<Signaled> stops_;
   std::optional<Status> next_failure_;
+  std::vector<std::pair<int, int64_t>> foreign_;
   int next_pid_ = 1000;
 };
 

@@ -176,6 +176,12 @@ void LogRotationWatcher::Unwatch(int token) {
   if (it == state_->entries.end() || --it->second.refs > 0) return;
   state_->entries.erase(it);
   if (state_->inotify.is_open()) ::inotify_rm_watch(state_->inotify.native_handle(), token);
+  // With nothing to watch, close the descriptor: its pending read would keep the io_context
+  // running after everything else stopped (the daemon would never exit). Watch reopens it.
+  if (state_->entries.empty()) {
+    boost::system::error_code ignored;
+    state_->inotify.close(ignored);
+  }
 }
 
 }  // namespace gsk::process::internal

@@ -108,6 +108,15 @@ class ProcessLauncher {
 
   // SIGKILL to the process group (or to the process) now.
   virtual void Kill(const ProcessHandle& handle) = 0;
+
+  // Takes charge of a process that this launcher did not start: a worker left running by a
+  // supervisor that crashed. kNotFound if no process `pid` runs with that start time (it exited,
+  // or the pid was reused). Then as for Launch: Stop/Kill work, hitting the process group when
+  // `own_group`, and on_exit is called once it and its group are gone; its exit status cannot be
+  // collected (it is not our child), so ExitInfo has code_or_signal -1 unless the launcher
+  // signaled it, in which case signaled and that signal are reported.
+  virtual Result<ProcessHandle> Adopt(int pid, int64_t start_time_ticks, bool own_group,
+                                      ExitCallback on_exit) = 0;
 };
 
 // The launcher of real processes, its async work on `io`. REQUIRES: `io` outlives it, and one

@@ -1,5 +1,8 @@
 // The launcher of real processes: prepares a spec, spawns it, and hands it to a ChildProcess.
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <boost/asio/io_context.hpp>
 #include <map>
 
@@ -33,6 +36,9 @@ class RealLauncher final : public ProcessLauncher {
   void Kill(const ProcessHandle& handle) override {
     if (ChildProcess* child = Find(handle)) child->Kill();
   }
+
+  Result<ProcessHandle> Adopt(int pid, int64_t start_time_ticks, bool own_group,
+                              ExitCallback on_exit) override;
 
  private:
   ChildProcess* Find(const ProcessHandle& handle) {
@@ -87,6 +93,30 @@ Result<ProcessHandle> RealLauncher::Launch(ProcessSpec spec, ExitCallback on_exi
   }
   children_.emplace(handle.id(), std::move(child));
   if (watch) watch_tokens_.emplace(handle.id(), *watch);
+  return handle;
+}
+
+Result<ProcessHandle> RealLauncher::Adopt(int pid, int64_t start_time_ticks, bool own_group,
+                                          ExitCallback on_exit) {
+  std::string what = "process " + std::to_string(pid);
+  if (pid <= 0) return InvalidArgument("cannot adopt " + what);
+  // Open the pidfd first, then check the start time: if it matches, the pidfd refers to that
+  // very process even if the pid is reused later.
+  internal::UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) return NotFound(what + " is gone");
+  Result<int64_t> start = ProcessStartTime(pid);
+  if (!start.ok() || *start != start_time_ticks) {
+    return NotFound(what + " is not the one recorded (its start time differs: the pid was reused)");
+  }
+  ProcessHandle handle(next_id_++, pid, own_group ? pid : 0, start_time_ticks);
+  ChildProcess::Options options;
+  options.handle = handle;
+  options.on_exit = std::move(on_exit);
+  options.adopted_pidfd = std::move(pidfd);
+  options.on_done = [this, id = handle.id()] { Forget(id); };
+  auto child = std::make_shared<ChildProcess>(io_, std::move(options));
+  GSK_RETURN_IF_ERROR(child->Start());
+  children_.emplace(handle.id(), std::move(child));
   return handle;
 }
 

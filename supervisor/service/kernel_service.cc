@@ -75,6 +75,7 @@ Result<WriteOutcome> KernelService::Create(std::string_view body, const Caller& 
   GSK_RETURN_IF_ERROR(store_->InsertKernel(row, MakeEvent("kernel.created", row.name, caller, row)));
   EnsureEnv(spec, row.env_hash, /*retry_failed=*/true);
   GSK_ASSIGN_OR_RETURN(row, Reload(row.name));  // the env may have been ready already
+  Changed(row.name);
   return WriteOutcome{std::move(row), true, std::move(spec.warnings)};
 }
 
@@ -106,6 +107,7 @@ Result<WriteOutcome> KernelService::Replace(const std::string& name, std::string
   store::KernelRow row = NewRow(spec, std::move(spec_json));
   row.created_at_ms = existing->created_at_ms;
   row.generation = existing->generation + 1;
+  row.workers_stopped = existing->workers_stopped;
   // The environment only needs to be built again when what determines it changed.
   if (row.env_hash == existing->env_hash) {
     row.status = existing->status;
@@ -117,6 +119,7 @@ Result<WriteOutcome> KernelService::Replace(const std::string& name, std::string
     if (envs_ != nullptr) envs_->Release(existing->env_hash);
     GSK_ASSIGN_OR_RETURN(row, Reload(name));
   }
+  Changed(name);
   return WriteOutcome{std::move(row), true, std::move(spec.warnings)};
 }
 
@@ -133,7 +136,29 @@ Status KernelService::Delete(const std::string& name, const Caller& caller) {
   GSK_ASSIGN_OR_RETURN(store::KernelRow row, Get(name));
   GSK_RETURN_IF_ERROR(store_->DeleteKernel(name, MakeEvent("kernel.deleted", name, caller, row)));
   if (envs_ != nullptr && row.type == "PROCESS") envs_->Release(row.env_hash);
+  Changed(name);
   return Status::Ok();
+}
+
+Result<store::KernelRow> KernelService::SetWorkersStopped(const std::string& name, bool stopped,
+                                                          const Caller& caller) {
+  GSK_ASSIGN_OR_RETURN(store::KernelRow row, Get(name));
+  if (row.type != "PROCESS") {
+    return FailedPrecondition("kernel \"" + name + "\" is unmanaged: its workers are started "
+                              "by their users with `giskard worker start`");
+  }
+  if (row.workers_stopped != stopped) {
+    row.workers_stopped = stopped;
+    row.updated_at_ms = clock_->NowUnixMillis();
+    GSK_RETURN_IF_ERROR(store_->UpdateKernel(
+        row, MakeEvent(stopped ? "kernel.stopped" : "kernel.started", name, caller, row)));
+  }
+  Changed(name);
+  return row;
+}
+
+void KernelService::Changed(const std::string& name) {
+  if (on_change_) on_change_(name);
 }
 
 Result<store::KernelRow> KernelService::Rebuild(const std::string& name, const Caller& caller) {
@@ -151,6 +176,7 @@ Result<store::KernelRow> KernelService::Rebuild(const std::string& name, const C
   for (const auto& r : spec.EffectiveRequirements()) request.requirements.push_back(r.Canonical());
   GSK_RETURN_IF_ERROR(envs_->Rebuild(request));
   GSK_RETURN_IF_ERROR(store_->AppendEvent(MakeEvent("kernel.rebuild_requested", name, caller, row)));
+  Changed(name);
   return Reload(name);
 }
 
@@ -211,6 +237,7 @@ nlohmann::json KernelToJson(const store::KernelRow& row,
   doc["envHash"] = row.env_hash;
   doc["lastError"] = row.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(row.last_error);
   doc["generation"] = row.generation;
+  doc["started"] = !row.workers_stopped;
   doc["createdAt"] = FormatRfc3339(row.created_at_ms);
   doc["updatedAt"] = FormatRfc3339(row.updated_at_ms);
   if (progress) {

@@ -3,6 +3,7 @@
 // Not thread-safe: lives on the supervisor's core thread, like the store it uses.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +67,17 @@ class KernelService {
   // Up to `limit` bytes of the kernel's env build log from `offset`.
   Result<LogChunk> BuildLog(const std::string& name, uint64_t offset, uint64_t limit);
 
+  // POST /kernels/{name}/stop (true) and /start (false): whether the kernel's workers run.
+  // kFailedPrecondition for unmanaged kernels.
+  Result<store::KernelRow> SetWorkersStopped(const std::string& name, bool stopped,
+                                             const Caller& caller);
+
+  // Called with the kernel's name after every change this service makes to it (create,
+  // replace, delete, rebuild, start, stop), on the same thread, before the call returns.
+  void SetOnChange(std::function<void(const std::string& name)> on_change) {
+    on_change_ = std::move(on_change);
+  }
+
   // At startup: asks for the env of every managed kernel again (failed ones are not retried).
   void ResumeEnvironments();
 
@@ -79,12 +91,14 @@ class KernelService {
                          const store::KernelRow& row) const;
 
   void EnsureEnv(const spec::KernelSpec& spec, const std::string& hash, bool retry_failed);
+  void Changed(const std::string& name);
   Result<store::KernelRow> Reload(const std::string& name);
 
   store::Store* store_;
   const Clock* clock_;
   ServiceOptions options_;
   envs::Environments* envs_;
+  std::function<void(const std::string& name)> on_change_;
 };
 
 // The kernel as REST returns it: the normalized document with env values masked, plus status,

@@ -76,7 +76,7 @@ CREATE INDEX envs_status_last_used ON envs (status, last_used_at);
     // No foreign key to kernels: a worker row outlives its kernel's row while the process may
     // still be alive (stopping, or orphaned by a supervisor crash), so that the next supervisor
     // can find and stop it. The workers component deletes a row once its process is gone.
-    {3, "workers", R"sql(
+    {3, "workers, and whether a kernel's workers are stopped", R"sql(
 CREATE TABLE workers (
   id                  TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
   kernel              TEXT NOT NULL CHECK (kernel <> ''),
@@ -97,6 +97,8 @@ CREATE TABLE workers (
   started_at          INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX workers_kernel ON workers (kernel, id);
+ALTER TABLE kernels ADD COLUMN workers_stopped INTEGER NOT NULL DEFAULT 0
+  CHECK (workers_stopped IN (0, 1));
 )sql"},
 };
 

@@ -17,18 +17,18 @@ using internal::ResetOnExit;
 
 constexpr const char* kInsertKernel =
     "INSERT INTO kernels (name, type, spec_json, env_hash, status, last_error, generation, "
-    "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+    "created_at, updated_at, workers_stopped) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
     "ON CONFLICT (name) DO NOTHING";
 constexpr const char* kUpdateKernel =
     "UPDATE kernels SET type = ?2, spec_json = ?3, env_hash = ?4, status = ?5, last_error = ?6, "
-    "generation = ?7, created_at = ?8, updated_at = ?9 WHERE name = ?1";
+    "generation = ?7, created_at = ?8, updated_at = ?9, workers_stopped = ?10 WHERE name = ?1";
 constexpr const char* kDeleteKernel = "DELETE FROM kernels WHERE name = ?1";
 constexpr const char* kSelectKernel =
     "SELECT name, type, spec_json, env_hash, status, last_error, generation, created_at, "
-    "updated_at FROM kernels WHERE name = ?1";
+    "updated_at, workers_stopped FROM kernels WHERE name = ?1";
 constexpr const char* kSelectKernels =
     "SELECT name, type, spec_json, env_hash, status, last_error, generation, created_at, "
-    "updated_at FROM kernels ORDER BY name";
+    "updated_at, workers_stopped FROM kernels ORDER BY name";
 constexpr const char* kCountKernels = "SELECT COUNT(*) FROM kernels";
 constexpr const char* kInsertEvent =
     "INSERT INTO events (ts, kind, subject, actor, detail_json) VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -49,6 +49,7 @@ void BindKernel(SQLite::Statement& s, const KernelRow& row) {
   s.bind(7, row.generation);
   s.bind(8, row.created_at_ms);
   s.bind(9, row.updated_at_ms);
+  s.bind(10, row.workers_stopped ? 1 : 0);
 }
 
 KernelRow ReadKernel(const SQLite::Statement& s) {
@@ -62,6 +63,7 @@ KernelRow ReadKernel(const SQLite::Statement& s) {
   row.generation = s.getColumn(6).getInt64();
   row.created_at_ms = s.getColumn(7).getInt64();
   row.updated_at_ms = s.getColumn(8).getInt64();
+  row.workers_stopped = s.getColumn(9).getInt() != 0;
   return row;
 }
 

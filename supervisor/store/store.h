@@ -33,6 +33,7 @@ struct KernelRow {
   int64_t generation = 1;  // bumped whenever the document changes
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
+  bool workers_stopped = false;  // POST /kernels/{name}/stop: no workers until /start
 };
 
 // A virtual environment, keyed by the kernel-spec env hash; shared by every kernel with that hash.

@@ -42,7 +42,7 @@ void StoreObserver::OnTransition(const WorkerInfo& worker, WorkerState from,
   event.detail_json = detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   Status status = store_.PutWorker(ToRow(worker), event);
   if (!status.ok()) {
-    spdlog::error("could not record worker {} as {}: {}", worker.id, StateName(worker.state),
+    spdlog::error("event=store.write_failed worker={} state={} error=\"{}\"", worker.id, StateName(worker.state),
                   status.ToString());
   }
 }
@@ -57,7 +57,7 @@ void StoreObserver::OnRemoved(const WorkerInfo& worker) {
                           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   Status status = store_.DeleteWorker(worker.id, event);
   if (!status.ok() && status.code() != StatusCode::kNotFound) {
-    spdlog::error("could not delete worker {}: {}", worker.id, status.ToString());
+    spdlog::error("event=store.write_failed worker={} error=\"{}\"", worker.id, status.ToString());
   }
 }
 

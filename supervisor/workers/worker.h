@@ -26,6 +26,8 @@ struct LaunchTemplate {
   std::vector<std::string> argv;  // e.g. {venv/bin/python, -m, giskard_worker_shim, serve-managed}
   std::map<std::string, std::string> env;  // the complete environment otherwise
   std::filesystem::path cwd;
+  // Each worker runs in cwd/<worker id>, created (mode 0700) at launch, instead of cwd itself.
+  bool cwd_per_worker = false;
   // Each worker's output goes to log_dir/<worker id>.log (rotated at log_rotate_bytes); empty:
   // output is discarded.
   std::filesystem::path log_dir;
@@ -42,6 +44,22 @@ struct Registration {
   int64_t process_start_ticks = 0;
   std::string python_version;   // env.pythonVersion
   std::string env_json = "{}";  // the hello's env object, as received
+};
+
+// A worker that a previous supervisor launched, as its store row recorded it (for Adopt).
+struct AdoptRecord {
+  std::string id;
+  std::string kernel;
+  WorkerState state = WorkerState::kRunning;  // starting, running or stopping: it had a process
+  int pid = 0;
+  int64_t process_start_ticks = 0;
+  std::string token_hash;  // hex SHA-256 of its one-time token
+  int64_t restarts = 0;
+  std::string python_version;
+  std::string env_json = "{}";
+  std::string log_file;
+  int64_t created_at_ms = 0;
+  int64_t started_at_ms = 0;
 };
 
 // A worker as the pool sees it now.

@@ -2,6 +2,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <system_error>
 #include <utility>
 
 #include "supervisor/workers/worker_pool.h"
@@ -25,6 +27,13 @@ Result<process::ProcessSpec> WorkerPool::MakeSpec(Worker& w) {
   spec.env["GSK_WORKER_ID"] = w.info.id;
   spec.env["GSK_WORKER_TOKEN"] = token;
   spec.cwd = launch.cwd;
+  if (launch.cwd_per_worker && !launch.cwd.empty()) {
+    spec.cwd = launch.cwd / w.info.id;
+    std::error_code ec;
+    std::filesystem::create_directories(spec.cwd, ec);
+    if (ec) return Internal("creating the working directory " + spec.cwd.string() + ": " + ec.message());
+    std::filesystem::permissions(spec.cwd, std::filesystem::perms::owner_all, ec);
+  }
   spec.limits = launch.limits;
   spec.new_process_group = true;
   if (!launch.log_dir.empty()) {
@@ -76,7 +85,7 @@ void WorkerPool::OnRegistrationDeadline(const std::string& id) {
   if (w == nullptr || w->info.state != WorkerState::kStarting || !w->has_process) return;
   w->deadline_missed = true;
   w->info.last_error = "did not register within " + Ms(options_.registration_deadline);
-  spdlog::warn("worker {} (pid {}) {}; killing it", id, w->info.pid, w->info.last_error);
+  spdlog::warn("event=worker.killing worker={} pid={} reason=\"{}\"", id, w->info.pid, w->info.last_error);
   launcher_.Kill(w->handle);
 }
 
@@ -85,7 +94,7 @@ void WorkerPool::OnReconnectDeadline(const std::string& id) {
   if (w == nullptr || w->info.state != WorkerState::kRunning || w->info.connected) return;
   w->info.last_error =
       "lost its connection and did not reconnect within " + Ms(options_.reconnect_deadline);
-  spdlog::warn("worker {} (pid {}) {}; killing it", id, w->info.pid, w->info.last_error);
+  spdlog::warn("event=worker.killing worker={} pid={} reason=\"{}\"", id, w->info.pid, w->info.last_error);
   launcher_.Kill(w->handle);
 }
 
@@ -193,8 +202,12 @@ void WorkerPool::Remove(const std::string& id) {
   std::unique_ptr<Worker> w = std::move(it->second);
   workers_.erase(it);
   CancelTimer(*w);
-  spdlog::info("worker {} of kernel {} removed", id, w->info.kernel);
+  spdlog::info("event=worker.removed worker={} kernel={}", id, w->info.kernel);
   observer_.OnRemoved(w->info);
+  // A deleted worker is replaced; one removed by scaling down is not (the kernel wants fewer).
+  if (Status s = FillUp(w->info.kernel, "replacing deleted worker " + id); !s.ok()) {
+    spdlog::warn("event=worker.replace_failed kernel={} error=\"{}\"", w->info.kernel, s.message());
+  }
   auto k = kernels_.find(w->info.kernel);
   if (k != kernels_.end() && k->second.wanted == 0 &&
       std::none_of(workers_.begin(), workers_.end(),
@@ -209,8 +222,8 @@ void WorkerPool::Transition(Worker& w, WorkerState to, std::string_view reason) 
   w.info.updated_at_ms = clock_.NowUnixMillis();
   bool bad = to == WorkerState::kBackoff || to == WorkerState::kFatal;
   spdlog::log(bad ? spdlog::level::warn : spdlog::level::info,
-              "worker {} of kernel {}: {} -> {}: {}", w.info.id, w.info.kernel, StateName(from),
-              StateName(to), reason);
+              "event=worker.{} worker={} kernel={} from={} pid={} reason=\"{}\"", StateName(to),
+              w.info.id, w.info.kernel, StateName(from), w.info.pid, reason);
   observer_.OnTransition(w.info, from, reason);
 }
 

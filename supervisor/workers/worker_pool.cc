@@ -66,7 +66,17 @@ Status WorkerPool::SetWanted(const std::string& kernel, int n, LaunchTemplate la
         BeginStop(*w, AfterStop::kRemove, "scaling down to " + std::to_string(n));
     }
   }
-  for (int have = static_cast<int>(kept.size()); have < n; ++have) {
+  return FillUp(kernel, "scaling up to " + std::to_string(n));
+}
+
+Status WorkerPool::FillUp(const std::string& kernel, std::string_view why) {
+  auto k = kernels_.find(kernel);
+  if (k == kernels_.end() || shutting_down_) return Status::Ok();
+  int have = 0;
+  for (const auto& [id, w] : workers_) {
+    if (w->info.kernel == kernel && w->after_stop != AfterStop::kRemove) ++have;
+  }
+  for (; have < k->second.wanted; ++have) {
     GSK_ASSIGN_OR_RETURN(std::string id, NewWorkerId(kernel));
     auto w = std::make_unique<Worker>();
     w->seq = next_seq_++;
@@ -74,7 +84,66 @@ Status WorkerPool::SetWanted(const std::string& kernel, int n, LaunchTemplate la
     w->info.kernel = kernel;
     w->info.created_at_ms = w->info.updated_at_ms = clock_.NowUnixMillis();
     Worker& added = *workers_.emplace(id, std::move(w)).first->second;
-    Launch(added, "scaling up to " + std::to_string(n));
+    Launch(added, why);
+  }
+  return Status::Ok();
+}
+
+Status WorkerPool::Adopt(const AdoptRecord& record) {
+  if (record.id.empty() || record.kernel.empty() || workers_.count(record.id) != 0) {
+    return InvalidArgument("cannot adopt worker \"" + record.id + "\": no id, no kernel or a duplicate");
+  }
+  auto w = std::make_unique<Worker>();
+  w->seq = next_seq_++;
+  WorkerInfo& info = w->info;
+  info.id = record.id;
+  info.kernel = record.kernel;
+  info.state = record.state;
+  info.restarts = record.restarts;
+  info.python_version = record.python_version;
+  info.env_json = record.env_json;
+  info.log_file = record.log_file;
+  info.created_at_ms = record.created_at_ms;
+  info.updated_at_ms = clock_.NowUnixMillis();
+  std::optional<TokenDigest> token = DigestFromHex(record.token_hash);
+  std::weak_ptr<int> alive = alive_;
+  Result<process::ProcessHandle> handle =
+      token ? launcher_.Adopt(record.pid, record.process_start_ticks, true,
+                              [this, alive, id = record.id](const process::ExitInfo& exit) {
+                                if (alive.lock()) OnExit(id, exit);
+                              })
+            : Result<process::ProcessHandle>(InvalidArgument("its token digest is unreadable"));
+  if (!handle.ok()) {
+    spdlog::warn("event=worker.lost worker={} kernel={} pid={} error=\"{}\"", record.id,
+                 record.kernel, record.pid, handle.status().message());
+    info.state = WorkerState::kExited;
+    info.pid = 0;
+    info.last_error = "lost while the supervisor was down: " + handle.status().message();
+    observer_.OnRemoved(info);
+    return NotFound("worker \"" + record.id + "\" is gone: " + handle.status().message());
+  }
+  kernels_.try_emplace(record.kernel);
+  w->handle = *handle;
+  w->has_process = true;
+  w->token = *token;
+  info.pid = record.pid;
+  info.process_start_ticks = record.process_start_ticks;
+  info.token_hash = record.token_hash;
+  info.connected = false;
+  Worker& adopted = *workers_.emplace(record.id, std::move(w)).first->second;
+  spdlog::info("event=worker.adopted worker={} kernel={} pid={} state={}", record.id,
+               record.kernel, record.pid, StateName(record.state));
+  if (record.state == WorkerState::kRunning) {
+    int64_t now = clock_.NowUnixMillis();
+    adopted.info.started_at_ms = record.started_at_ms > 0 ? record.started_at_ms : now;
+    adopted.running_since_mono_ms =
+        clock_.MonotonicMillis() - std::max<int64_t>(0, now - adopted.info.started_at_ms);
+    SetTimer(adopted, options_.reconnect_deadline, &WorkerPool::OnReconnectDeadline);
+  } else if (record.state == WorkerState::kStarting) {
+    SetTimer(adopted, options_.registration_deadline, &WorkerPool::OnRegistrationDeadline);
+  } else {
+    adopted.info.state = WorkerState::kRunning;  // so that BeginStop signals it
+    BeginStop(adopted, AfterStop::kStay, "it was stopping when the supervisor went down");
   }
   return Status::Ok();
 }
@@ -89,6 +158,14 @@ Status WorkerPool::Stop(const std::string& id) {
   if (w == nullptr) return NotFound("no worker \"" + id + "\"");
   if (w->after_stop == AfterStop::kRemove) return Status::Ok();  // already on its way out
   BeginStop(*w, AfterStop::kStay, "stop requested");
+  return Status::Ok();
+}
+
+Status WorkerPool::Delete(const std::string& id) {
+  Worker* w = Find(id);
+  if (w == nullptr) return NotFound("no worker \"" + id + "\"");
+  if (w->after_stop == AfterStop::kRemove) return Status::Ok();
+  BeginStop(*w, AfterStop::kRemove, "deleted");
   return Status::Ok();
 }
 
@@ -131,13 +208,14 @@ Status WorkerPool::OnRegistered(const Registration& r) {
   Worker* w = Find(r.worker_id);
   if (w == nullptr) return NotFound("unknown worker id \"" + r.worker_id + "\"");
   if (!DigestsEqual(DigestOf(r.token), w->token)) {
-    spdlog::warn("worker {}: registration refused: wrong token", r.worker_id);
+    spdlog::warn("event=worker.registration_refused worker={} reason=\"wrong token\"", r.worker_id);
     return Unauthenticated("wrong token for worker \"" + r.worker_id + "\"");
   }
   bool reconnect = w->info.state == WorkerState::kRunning && !w->info.connected;
   if (!w->has_process || (w->info.state != WorkerState::kStarting && !reconnect) ||
       w->deadline_missed) {
-    spdlog::warn("worker {}: registration refused: {}", r.worker_id, StateName(w->info.state));
+    spdlog::warn("event=worker.registration_refused worker={} state={}", r.worker_id,
+                 StateName(w->info.state));
     return FailedPrecondition("worker \"" + r.worker_id + "\" is " +
                               std::string(StateName(w->info.state)) +
                               (w->info.connected ? " and connected: its token was used already"
@@ -145,7 +223,7 @@ Status WorkerPool::OnRegistered(const Registration& r) {
   }
   int64_t ticks = w->handle.start_time_ticks();
   if (r.pid != w->handle.pid() || (ticks != 0 && r.process_start_ticks != ticks)) {
-    spdlog::warn("worker {}: registration refused: pid {} start {} is not the launched {} {}",
+    spdlog::warn("event=worker.registration_refused worker={} pid={} start={} launched_pid={} launched_start={}",
                  r.worker_id, r.pid, r.process_start_ticks, w->handle.pid(), ticks);
     return Unauthenticated("worker \"" + r.worker_id + "\" registered from pid " +
                            std::to_string(r.pid) + ", not from the process it was launched as");
@@ -155,7 +233,7 @@ Status WorkerPool::OnRegistered(const Registration& r) {
   w->info.python_version = r.python_version;
   w->info.env_json = r.env_json;
   if (reconnect) {
-    spdlog::info("worker {} of kernel {} reconnected", w->info.id, w->info.kernel);
+    spdlog::info("event=worker.reconnected worker={} kernel={}", w->info.id, w->info.kernel);
     return Status::Ok();
   }
   w->running_since_mono_ms = clock_.MonotonicMillis();
@@ -169,7 +247,7 @@ void WorkerPool::OnDisconnected(const std::string& id) {
   Worker* w = Find(id);
   if (w == nullptr || w->info.state != WorkerState::kRunning || !w->info.connected) return;
   w->info.connected = false;
-  spdlog::warn("worker {} of kernel {} disconnected; waiting {} ms for it to reconnect", id,
+  spdlog::warn("event=worker.disconnected worker={} kernel={} reconnect_ms={}", id,
                w->info.kernel, options_.reconnect_deadline.count());
   SetTimer(*w, options_.reconnect_deadline, &WorkerPool::OnReconnectDeadline);
 }

@@ -65,8 +65,18 @@ class WorkerPool {
   Status SetWanted(const std::string& kernel, int n, LaunchTemplate launch);
   int Wanted(const std::string& kernel) const;
 
+  // Takes charge again of a worker that a previous supervisor launched and that may still run.
+  // kNotFound (the record is then forgotten: OnRemoved) when its process is gone or is not the
+  // one recorded. Otherwise a running worker waits, connected = false, up to reconnect_deadline
+  // for its shim to register again; a starting one gets a fresh registration_deadline; a
+  // stopping one is stopped. Call before SetWanted for its kernel, so that it is counted.
+  Status Adopt(const AdoptRecord& record);
+
   // SIGTERM, then SIGKILL after stop_grace; the worker stays, stopped. kNotFound if unknown.
   Status Stop(const std::string& id);
+  // Stops the worker and forgets it; its kernel still wants as many workers, so a new one (with
+  // a new id) is launched once it is gone. kNotFound if unknown.
+  Status Delete(const std::string& id);
   // Stops the worker if it runs, then launches it afresh (a fatal worker gets its retries back).
   // kNotFound if unknown; kFailedPrecondition after StopAll or while it is being removed.
   Status Restart(const std::string& id);
@@ -126,6 +136,9 @@ class WorkerPool {
 
   // worker_pool.cc
   Result<std::string> NewWorkerId(const std::string& kernel);
+  // Launches new workers until `kernel` has as many as it wants (not counting those on their
+  // way out).
+  Status FillUp(const std::string& kernel, std::string_view why);
   Worker* Find(const std::string& id);
 
   process::ProcessLauncher& launcher_;

@@ -46,4 +46,21 @@ bool DigestsEqual(const TokenDigest& a, const TokenDigest& b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+std::optional<TokenDigest> DigestFromHex(std::string_view hex) {
+  TokenDigest digest{};
+  if (hex.size() != 2 * digest.size()) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < digest.size(); ++i) {
+    int hi = nibble(hex[2 * i]);
+    int lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    digest[i] = static_cast<unsigned char>(hi * 16 + lo);
+  }
+  return digest;
+}
+
 }  // namespace gsk::workers

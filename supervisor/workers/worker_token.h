@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,6 +19,8 @@ Result<std::string> NewToken();
 Result<std::string> RandomSuffix();
 TokenDigest DigestOf(std::string_view token);
 std::string Hex(const TokenDigest& digest);
+// The digest of 64 hex characters (as Hex writes them); nullopt for anything else.
+std::optional<TokenDigest> DigestFromHex(std::string_view hex);
 // Compares digests in constant time.
 bool DigestsEqual(const TokenDigest& a, const TokenDigest& b);
 

@@ -51,7 +51,7 @@ max_concurrent = 1
 
 # Kernel fields that change by themselves while an env build runs, and "warnings", which only
 # create and replace responses carry.
-VOLATILE_FIELDS = ("status", "lastError", "updatedAt", "build", "warnings")
+VOLATILE_FIELDS = ("status", "lastError", "updatedAt", "build", "warnings", "runningWorkers")
 KERNEL_STATUSES = ("pending", "building", "ready", "failed")
 
 

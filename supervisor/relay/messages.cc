@@ -1,0 +1,92 @@
+#include "supervisor/relay/messages.h"
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+namespace gsk::relay {
+namespace {
+
+using nlohmann::json;
+
+Result<json> ParseObject(std::string_view text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return InvalidArgument("a frame is not a JSON object");
+  }
+  return j;
+}
+
+Status FieldError(std::string_view field, std::string_view what) {
+  return InvalidArgument("hello: " + std::string(field) + " " + std::string(what))
+      .WithDetail("field", std::string(field));
+}
+
+}  // namespace
+
+Result<std::string> MessageType(std::string_view json_text) {
+  GSK_ASSIGN_OR_RETURN(json j, ParseObject(json_text));
+  auto it = j.find("type");
+  if (it == j.end() || !it->is_string()) return InvalidArgument("a message has no string \"type\"");
+  return it->get<std::string>();
+}
+
+Result<workers::Registration> ParseHello(std::string_view json_text,
+                                          int64_t clock_ticks_per_second) {
+  GSK_ASSIGN_OR_RETURN(json j, ParseObject(json_text));
+  if (j.value("type", json()) != "hello") return InvalidArgument("the first message must be a hello");
+  const json& protocol = j.value("protocol", json());
+  if (!protocol.is_number_integer()) return FieldError("protocol", "must be an integer");
+  if (protocol.get<int64_t>() != kProtocolVersion) {
+    return FailedPrecondition("protocol " + protocol.dump() + " is not supported; this supervisor speaks " +
+                              std::to_string(kProtocolVersion));
+  }
+  workers::Registration r;
+  const json& id = j.value("workerId", json());
+  if (!id.is_string() || id.get<std::string>().empty()) return FieldError("workerId", "must be a non-empty string");
+  r.worker_id = id.get<std::string>();
+  const json& token = j.value("token", json());
+  if (!token.is_string() || token.get<std::string>().empty()) {
+    return FieldError("token", "must be a non-empty string (managed workers send GSK_WORKER_TOKEN)");
+  }
+  r.token = token.get<std::string>();
+  const json& env = j.value("env", json());
+  if (!env.is_object()) return FieldError("env", "must be an object");
+  const json& pid = env.value("pid", json());
+  if (!pid.is_number_integer() || pid.get<int64_t>() <= 0 || pid.get<int64_t>() > INT32_MAX) {
+    return FieldError("env.pid", "must be a positive integer");
+  }
+  r.pid = static_cast<int>(pid.get<int64_t>());
+  const json& start = env.value("processStartTime", json());
+  if (start.is_number() && start.get<double>() >= 0 && std::isfinite(start.get<double>())) {
+    r.process_start_ticks =
+        std::llround(start.get<double>() * static_cast<double>(clock_ticks_per_second));
+  } else if (!start.is_null()) {
+    return FieldError("env.processStartTime", "must be a non-negative number or null");
+  }
+  const json& version = env.value("pythonVersion", json());
+  if (!version.is_string()) return FieldError("env.pythonVersion", "must be a string");
+  r.python_version = version.get<std::string>();
+  r.env_json = env.dump();
+  return r;
+}
+
+std::string WelcomeMessage(double heartbeat_seconds, int supervisor_pid) {
+  return json{{"type", "welcome"},
+              {"protocol", kProtocolVersion},
+              {"heartbeatSeconds", heartbeat_seconds},
+              {"supervisorPid", supervisor_pid}}
+      .dump();
+}
+
+std::string HeartbeatMessage(double unix_seconds) {
+  return json{{"type", "heartbeat"}, {"ts", unix_seconds}}.dump();
+}
+
+std::string ErrorMessage(std::string_view error_type, std::string_view message) {
+  return json{{"type", "error"},
+              {"error", {{"type", error_type}, {"message", message}, {"traceback", ""}}}}
+      .dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace gsk::relay

@@ -1,0 +1,31 @@
+// The worker protocol's messages as the supervisor reads and writes them (worker-shim/
+// PROTOCOL.md): parsing a hello into a workers::Registration, and the supervisor's frames.
+// Pure functions over JSON text, tested against the shared example frames. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+#include "supervisor/workers/worker.h"
+
+namespace gsk::relay {
+
+inline constexpr int kProtocolVersion = 1;
+
+// The message's "type", or kInvalidArgument (ProtocolError) when the text is not a JSON object
+// with a string "type".
+Result<std::string> MessageType(std::string_view json_text);
+
+// A managed worker's hello. kInvalidArgument naming the field for a malformed one;
+// kFailedPrecondition for another protocol version. `clock_ticks_per_second` converts
+// env.processStartTime (seconds after boot) to /proc's ticks.
+Result<workers::Registration> ParseHello(std::string_view json_text, int64_t clock_ticks_per_second);
+
+std::string WelcomeMessage(double heartbeat_seconds, int supervisor_pid);
+std::string HeartbeatMessage(double unix_seconds);
+// {"type":"error","error":{"type": error_type, "message": message, "traceback": ""}}
+std::string ErrorMessage(std::string_view error_type, std::string_view message);
+
+}  // namespace gsk::relay

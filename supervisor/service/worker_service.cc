@@ -1,0 +1,300 @@
+#include "supervisor/service/worker_service.h"
+
+#include <algorithm>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "supervisor/store/store.h"
+
+namespace gsk::service {
+namespace {
+
+std::optional<workers::WorkerState> StateFromName(const std::string& name) {
+  using workers::WorkerState;
+  for (WorkerState s : {WorkerState::kStarting, WorkerState::kRunning, WorkerState::kBackoff,
+                        WorkerState::kStopping, WorkerState::kStopped, WorkerState::kExited,
+                        WorkerState::kFatal}) {
+    if (workers::StateName(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
+std::string Seconds(std::chrono::milliseconds d) {
+  std::string text = std::to_string(static_cast<double>(d.count()) / 1000.0);
+  while (!text.empty() && text.back() == '0') text.pop_back();
+  if (!text.empty() && text.back() == '.') text.pop_back();
+  return text;
+}
+
+}  // namespace
+
+WorkerService::WorkerService(store::Store* store, workers::WorkerPool* pool,
+                             KernelService* kernels, const Clock* clock,
+                             WorkerServiceOptions options)
+    : store_(store), pool_(pool), kernels_(kernels), clock_(clock), options_(std::move(options)) {}
+
+void WorkerService::AdoptFromStore() {
+  auto rows = store_->ListWorkers();
+  if (!rows.ok()) {
+    spdlog::error("event=workers.adopt_failed error=\"{}\"", rows.status().message());
+    return;
+  }
+  int adopted = 0;
+  for (const store::WorkerRow& row : *rows) {
+    std::optional<workers::WorkerState> state = StateFromName(row.state);
+    bool had_process = row.pid > 0 && state && (*state == workers::WorkerState::kStarting ||
+                                                *state == workers::WorkerState::kRunning ||
+                                                *state == workers::WorkerState::kStopping);
+    if (!had_process) {
+      // Nothing to adopt: the pool starts afresh for its kernel.
+      store::Event e{0, clock_->NowUnixMillis(), "worker.removed", "worker/" + row.id,
+                     "supervisor", nlohmann::json{{"reason", "no process after restart"}}.dump()};
+      (void)store_->DeleteWorker(row.id, e);
+      continue;
+    }
+    workers::AdoptRecord r;
+    r.id = row.id;
+    r.kernel = row.kernel;
+    r.state = *state;
+    r.pid = static_cast<int>(row.pid);
+    r.process_start_ticks = row.process_start_ticks;
+    r.token_hash = row.token_hash;
+    r.restarts = row.restarts;
+    r.python_version = row.python_version;
+    r.env_json = row.env_json;
+    r.log_file = row.log_file;
+    r.created_at_ms = row.created_at_ms;
+    r.started_at_ms = row.started_at_ms;
+    if (pool_->Adopt(r).ok()) ++adopted;
+  }
+  spdlog::info("event=workers.adopted count={} recorded={}", adopted, rows->size());
+}
+
+Result<workers::LaunchTemplate> WorkerService::Template(const store::KernelRow& row,
+                                                        const spec::KernelSpec& spec) const {
+  std::filesystem::path env = options_.env_path(row.env_hash);
+  workers::LaunchTemplate t;
+  t.argv = {(env / "bin/python").string(), "-m", "giskard_worker_shim", "serve-managed"};
+  // A clean base: nothing of the supervisor's own environment reaches model code.
+  t.env = {{"PATH", (env / "bin").string() + ":/usr/local/bin:/usr/bin:/bin"},
+           {"LANG", "C.UTF-8"},
+           {"LC_ALL", "C.UTF-8"},
+           {"VIRTUAL_ENV", env.string()},
+           {"PYTHONUNBUFFERED", "1"},
+           {"PYTHONDONTWRITEBYTECODE", "1"},
+           {"GSK_KERNEL", row.name}};
+  for (const auto& [key, value] : spec.env) t.env[key] = value;
+  t.env["GSK_HEARTBEAT_SECONDS"] = Seconds(options_.heartbeat);
+  t.env["GSK_ORPHAN_GRACE_SECONDS"] = Seconds(options_.reconnect);
+  t.cwd = options_.work_dir;
+  t.cwd_per_worker = true;
+  if (!t.env.count("HOME")) t.env["HOME"] = (options_.work_dir / "home").string();
+  t.log_dir = options_.log_dir;
+  t.log_rotate_bytes = options_.log_rotate_bytes;
+  t.limits = options_.limits;
+  std::error_code ec;
+  std::filesystem::create_directories(options_.work_dir / "home", ec);
+  std::filesystem::create_directories(options_.log_dir, ec);
+  if (ec) return Internal("creating " + options_.log_dir.string() + ": " + ec.message());
+  return t;
+}
+
+void WorkerService::Reconcile(const std::string& kernel) {
+  auto row = store_->GetKernel(kernel);
+  if (!row.ok()) {
+    spdlog::warn("event=workers.reconcile_failed kernel={} error=\"{}\"", kernel,
+                 row.status().message());
+    return;
+  }
+  if (!row->has_value() || (*row)->type != "PROCESS") {
+    if (pool_->Wanted(kernel) > 0 || !pool_->List(kernel).empty()) {
+      (void)pool_->SetWanted(kernel, 0, {});
+    }
+    launched_generation_.erase(kernel);
+    return;
+  }
+  const store::KernelRow& k = **row;
+  auto spec = spec::ParseKernelDocument(k.spec_json, kernels_->options().parse);
+  if (!spec.ok()) {
+    spdlog::error("event=workers.reconcile_failed kernel={} error=\"{}\"", kernel,
+                  spec.status().message());
+    return;
+  }
+  int wanted = (k.status == "ready" && !k.workers_stopped) ? spec->workers : 0;
+  if (wanted == 0) {
+    (void)pool_->SetWanted(kernel, 0, {});
+    launched_generation_.erase(kernel);
+    return;
+  }
+  auto launch = Template(k, *spec);
+  if (!launch.ok()) {
+    spdlog::error("event=workers.reconcile_failed kernel={} error=\"{}\"", kernel,
+                  launch.status().message());
+    return;
+  }
+  // A changed document (env variables, say) reaches running workers by restarting them.
+  auto previous = launched_generation_.find(kernel);
+  bool changed = previous != launched_generation_.end() && previous->second != k.generation;
+  launched_generation_[kernel] = k.generation;
+  if (Status s = pool_->SetWanted(kernel, wanted, std::move(*launch)); !s.ok()) {
+    spdlog::error("event=workers.reconcile_failed kernel={} error=\"{}\"", kernel, s.message());
+    return;
+  }
+  if (changed) {
+    for (const workers::WorkerInfo& w : pool_->List(kernel)) (void)pool_->Restart(w.id);
+  }
+}
+
+void WorkerService::ReconcileEnv(const std::string& env_hash) {
+  auto rows = store_->ListKernels();
+  if (!rows.ok()) return;
+  for (const store::KernelRow& row : *rows) {
+    if (row.env_hash == env_hash) Reconcile(row.name);
+  }
+}
+
+void WorkerService::ReconcileAll() {
+  auto rows = store_->ListKernels();
+  if (!rows.ok()) return;
+  std::vector<std::string> names;
+  for (const store::KernelRow& row : *rows) names.push_back(row.name);
+  // Workers adopted for kernels deleted while the supervisor was down are stopped.
+  for (const workers::WorkerInfo& w : pool_->List()) {
+    if (std::find(names.begin(), names.end(), w.kernel) == names.end()) names.push_back(w.kernel);
+  }
+  for (const std::string& name : names) Reconcile(name);
+}
+
+Result<store::KernelRow> WorkerService::StartKernel(const std::string& name,
+                                                    std::optional<int> workers,
+                                                    const Caller& caller) {
+  GSK_ASSIGN_OR_RETURN(store::KernelRow row, kernels_->Get(name));
+  if (workers) {
+    int max = kernels_->options().parse.max_workers;
+    if (*workers < 0 || *workers > max) {
+      return InvalidArgument("workers: must be between 0 and " + std::to_string(max) + ", not " +
+                             std::to_string(*workers) + " (raise [limits] max_workers_per_kernel)")
+          .WithDetail("field", "workers");
+    }
+    nlohmann::json doc = nlohmann::json::parse(row.spec_json, nullptr, false);
+    if (doc.is_object() && doc.value("workers", -1) != *workers) {
+      doc["workers"] = *workers;
+      GSK_RETURN_IF_ERROR(kernels_->Replace(name, doc.dump(), caller).status());
+    }
+  }
+  return kernels_->SetWorkersStopped(name, false, caller);
+}
+
+Result<store::KernelRow> WorkerService::StopKernel(const std::string& name,
+                                                   const Caller& caller) {
+  return kernels_->SetWorkersStopped(name, true, caller);
+}
+
+std::vector<workers::WorkerInfo> WorkerService::List(const std::string& kernel) const {
+  return pool_->List(kernel);
+}
+
+Status WorkerService::NotFoundWorker(const std::string& id) const {
+  return NotFound("worker \"" + id + "\" does not exist; list them with GET /api/v1/workers")
+      .WithDetail("id", id);
+}
+
+Result<workers::WorkerInfo> WorkerService::Get(const std::string& id) const {
+  std::optional<workers::WorkerInfo> w = pool_->Get(id);
+  if (!w) return NotFoundWorker(id);
+  return *w;
+}
+
+Result<workers::WorkerInfo> WorkerService::Stop(const std::string& id) {
+  GSK_RETURN_IF_ERROR(Get(id).status());
+  GSK_RETURN_IF_ERROR(pool_->Stop(id));
+  return Get(id);
+}
+
+Result<workers::WorkerInfo> WorkerService::Start(const std::string& id) {
+  GSK_ASSIGN_OR_RETURN(workers::WorkerInfo w, Get(id));
+  using workers::WorkerState;
+  if (w.state == WorkerState::kStarting || w.state == WorkerState::kRunning ||
+      w.state == WorkerState::kBackoff) {
+    return w;  // already on its way
+  }
+  if (w.state == WorkerState::kStopping) {
+    return FailedPrecondition("worker \"" + id + "\" is stopping; start it once it is stopped");
+  }
+  GSK_RETURN_IF_ERROR(pool_->Restart(id));
+  return Get(id);
+}
+
+Result<workers::WorkerInfo> WorkerService::Restart(const std::string& id) {
+  GSK_RETURN_IF_ERROR(Get(id).status());
+  GSK_RETURN_IF_ERROR(pool_->Restart(id));
+  return Get(id);
+}
+
+Status WorkerService::Delete(const std::string& id) {
+  GSK_RETURN_IF_ERROR(Get(id).status());
+  return pool_->Delete(id);
+}
+
+int WorkerService::Running(const std::string& kernel) const {
+  int n = 0;
+  for (const workers::WorkerInfo& w : pool_->List(kernel)) {
+    if (w.state == workers::WorkerState::kRunning) ++n;
+  }
+  return n;
+}
+
+Result<WorkerService::LogChunk> WorkerService::Logs(const std::string& id, uint64_t offset,
+                                                    uint64_t limit) const {
+  GSK_ASSIGN_OR_RETURN(workers::WorkerInfo w, Get(id));
+  LogChunk chunk;
+  chunk.next_offset = offset;
+  std::string path = w.log_file.empty() ? (options_.log_dir / (id + ".log")).string() : w.log_file;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return chunk;  // nothing written yet
+  in.seekg(0, std::ios::end);
+  chunk.size = static_cast<uint64_t>(in.tellg());
+  if (offset >= chunk.size) {
+    chunk.next_offset = chunk.size;
+    return chunk;
+  }
+  uint64_t n = std::min(limit, chunk.size - offset);
+  chunk.text.resize(n);
+  in.seekg(static_cast<std::streamoff>(offset));
+  in.read(chunk.text.data(), static_cast<std::streamsize>(n));
+  chunk.text.resize(static_cast<size_t>(in.gcount()));
+  chunk.next_offset = offset + chunk.text.size();
+  return chunk;
+}
+
+nlohmann::json WorkerToJson(const workers::WorkerInfo& w, bool environment, int64_t now_ms) {
+  auto time = [](int64_t ms) { return ms > 0 ? nlohmann::json(FormatRfc3339(ms)) : nlohmann::json(); };
+  nlohmann::json j = {
+      {"id", w.id},
+      {"kernel", w.kernel},
+      {"state", workers::StateName(w.state)},
+      {"pid", w.pid},
+      {"connected", w.connected},
+      {"restarts", w.restarts},
+      {"quickFailures", w.quick_failures},
+      {"exit", w.exit_description},
+      {"lastError", w.last_error.empty() ? nlohmann::json() : nlohmann::json(w.last_error)},
+      {"pythonVersion", w.python_version},
+      {"uptimeSeconds",
+       w.state == workers::WorkerState::kRunning && w.started_at_ms > 0
+           ? (now_ms - w.started_at_ms) / 1000
+           : 0},
+      {"startedAt", time(w.state == workers::WorkerState::kRunning ? w.started_at_ms : 0)},
+      {"createdAt", time(w.created_at_ms)},
+      {"updatedAt", time(w.updated_at_ms)},
+      {"logFile", w.log_file}};
+  if (environment) {
+    nlohmann::json env = nlohmann::json::parse(w.env_json, nullptr, false);
+    j["environment"] = env.is_object() ? env : nlohmann::json::object();
+  }
+  return j;
+}
+
+}  // namespace gsk::service

@@ -1,0 +1,89 @@
+// WorkerService: the transport-free face of worker supervision. It keeps the worker pool in
+// line with the kernels in the store (a ready, started managed kernel gets its `workers`
+// processes; any other gets none), adopts the workers a crashed supervisor left, and serves
+// the worker requests of the REST API and CLI. Not thread-safe: core thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "base/clock.h"
+#include "base/result.h"
+#include "supervisor/service/kernel_service.h"
+#include "supervisor/store/store.h"
+#include "supervisor/workers/worker_pool.h"
+
+namespace gsk::service {
+
+struct WorkerServiceOptions {
+  std::function<std::filesystem::path(const std::string& env_hash)> env_path;
+  std::filesystem::path work_dir;  // each worker runs in work_dir/<id>
+  std::filesystem::path log_dir;   // each worker logs to log_dir/<id>.log
+  uint64_t log_rotate_bytes = 0;
+  process::ResourceLimits limits;
+  std::chrono::milliseconds heartbeat{5000};
+  std::chrono::milliseconds reconnect{60000};  // the shim's orphan grace too
+};
+
+class WorkerService {
+ public:
+  // All pointers must outlive the service.
+  WorkerService(store::Store* store, workers::WorkerPool* pool, KernelService* kernels,
+                const Clock* clock, WorkerServiceOptions options);
+
+  // At startup, before ReconcileAll: takes charge again of the workers whose rows say they had
+  // a process; the rows of those that are gone are dropped (their kernel gets new ones).
+  void AdoptFromStore();
+  // Makes the pool match the store for one kernel, all kernels of an env, or every kernel.
+  void Reconcile(const std::string& kernel);
+  void ReconcileEnv(const std::string& env_hash);
+  void ReconcileAll();
+
+  // POST /kernels/{name}/start and /stop. `workers` (start only) also sets the kernel's
+  // document field. kNotFound, kFailedPrecondition (unmanaged), kInvalidArgument (workers).
+  Result<store::KernelRow> StartKernel(const std::string& name, std::optional<int> workers,
+                                       const Caller& caller);
+  Result<store::KernelRow> StopKernel(const std::string& name, const Caller& caller);
+
+  std::vector<workers::WorkerInfo> List(const std::string& kernel) const;
+  Result<workers::WorkerInfo> Get(const std::string& id) const;
+  // kNotFound for an unknown id; the answer is the worker right after the request.
+  Result<workers::WorkerInfo> Stop(const std::string& id);
+  Result<workers::WorkerInfo> Start(const std::string& id);  // a stopped/fatal/exited one
+  Result<workers::WorkerInfo> Restart(const std::string& id);
+  Status Delete(const std::string& id);  // stopped, forgotten and replaced
+  int Running(const std::string& kernel) const;
+
+  struct LogChunk {
+    std::string text;
+    uint64_t next_offset = 0;
+    uint64_t size = 0;
+  };
+  // Up to `limit` bytes of the worker's log from `offset`.
+  Result<LogChunk> Logs(const std::string& id, uint64_t offset, uint64_t limit) const;
+
+ private:
+  Result<workers::LaunchTemplate> Template(const store::KernelRow& row,
+                                           const spec::KernelSpec& spec) const;
+  Status NotFoundWorker(const std::string& id) const;
+
+  store::Store* store_;
+  workers::WorkerPool* pool_;
+  KernelService* kernels_;
+  const Clock* clock_;
+  WorkerServiceOptions options_;
+  std::map<std::string, int64_t> launched_generation_;  // kernel -> document its workers run
+};
+
+// A worker as REST returns it; with `environment`, also what its hello reported.
+nlohmann::json WorkerToJson(const workers::WorkerInfo& worker, bool environment, int64_t now_ms);
+
+}  // namespace gsk::service
