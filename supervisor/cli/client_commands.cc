@@ -15,26 +15,6 @@ namespace {
 
 constexpr const char* kClientGroup = "Client options (before or after the subcommand)";
 
-struct Shared {
-  ConnectionFlags connection;
-  CommandEnv env;
-  int* exit_code = nullptr;
-};
-
-// Selects the daemon, then runs `command` with a client for it; a selection error is a usage
-// error.
-template <class Command>
-void RunWithClient(const Shared& shared, Command command) {
-  auto target = SelectConnection(shared.connection, shared.env.host);
-  if (!target.ok()) {
-    *shared.env.err << "error: " << target.status().message() << "\n";
-    *shared.exit_code = kExitUsage;
-    return;
-  }
-  HttpClient client(std::move(target).value(), shared.env.client_options);
-  *shared.exit_code = command(client);
-}
-
 std::vector<CLI::Option*> AddGlobalOptions(CLI::App& app, ConnectionFlags& flags) {
   std::vector<CLI::Option*> options;
   options.push_back(
@@ -74,7 +54,7 @@ void RejectGlobalsWithoutClientCommand(CLI::App& app, std::vector<CLI::Option*> 
       if (option->count() > 0) {
         throw CLI::ValidationError(
             option->get_name(),
-            "is an option of the client commands (kernels, status, version); "
+            "is an option of the client commands (kernels, workers, status, version); "
             "give another subcommand's options after its name, e.g. "
             "`serve --state-dir DIR`");
       }
@@ -82,12 +62,6 @@ void RejectGlobalsWithoutClientCommand(CLI::App& app, std::vector<CLI::Option*> 
   });
 }
 
-CLI::App* Leaf(CLI::App& parent, const char* name, const char* description, bool* json) {
-  CLI::App* sub = parent.add_subcommand(name, description);
-  sub->fallthrough();
-  if (json != nullptr) sub->add_flag("--json", *json, "Print the daemon's JSON answer");
-  return sub;
-}
 
 void AddWaitOptions(CLI::App& command, WaitFlags& wait) {
   CLI::Option* flag = command.add_flag(
@@ -207,6 +181,7 @@ CLI::App* AddKernels(CLI::App& app, const std::shared_ptr<Shared>& shared) {
     });
   });
   AddBuildCommands(*kernels, shared);
+  AddKernelWorkerCommands(*kernels, shared);
   return kernels;
 }
 
@@ -243,6 +218,13 @@ std::vector<CLI::App*> AddStatusAndVersion(CLI::App& app, const std::shared_ptr<
 
 }  // namespace
 
+CLI::App* Leaf(CLI::App& parent, const char* name, const char* description, bool* json) {
+  CLI::App* sub = parent.add_subcommand(name, description);
+  sub->fallthrough();
+  if (json != nullptr) sub->add_flag("--json", *json, "Print the daemon's JSON answer");
+  return sub;
+}
+
 CommandEnv RealCommandEnv() {
   CommandEnv env;
   env.out = &std::cout;
@@ -265,6 +247,7 @@ void AddClientCommands(CLI::App& app, int* exit_code, const CommandEnv& env) {
   CLI::App* kernels = AddKernels(app, shared);
   std::vector<CLI::App*> commands = AddStatusAndVersion(app, shared);
   commands.push_back(kernels);
+  commands.push_back(AddWorkerCommands(app, shared));
   RejectGlobalsWithoutClientCommand(app, std::move(globals), std::move(commands));
 }
 

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <functional>
 #include <iosfwd>
+#include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -45,6 +47,49 @@ struct WaitFlags {
   bool wait = false;
   double timeout_seconds = 3600;
 };
+
+// What every client subcommand's callback shares: the connection flags, the environment and
+// where the exit code goes.
+struct Shared {
+  ConnectionFlags connection;
+  CommandEnv env;
+  int* exit_code = nullptr;
+};
+
+// Selects the daemon, then runs `command` with a client for it; a selection error is a usage
+// error.
+template <class Command>
+void RunWithClient(const Shared& shared, Command command) {
+  auto target = SelectConnection(shared.connection, shared.env.host);
+  if (!target.ok()) {
+    *shared.env.err << "error: " << target.status().message() << "\n";
+    *shared.exit_code = kExitUsage;
+    return;
+  }
+  HttpClient client(std::move(target).value(), shared.env.client_options);
+  *shared.exit_code = command(client);
+}
+
+// A subcommand that takes the client options (and --json when `json` is set).
+CLI::App* Leaf(CLI::App& parent, const char* name, const char* description, bool* json);
+// worker_commands.cc: `kernels start|stop` and the `workers` subcommands.
+void AddKernelWorkerCommands(CLI::App& kernels, const std::shared_ptr<Shared>& shared);
+CLI::App* AddWorkerCommands(CLI::App& app, const std::shared_ptr<Shared>& shared);
+
+int KernelsStartStop(const HttpClient& client, const std::string& name, bool start,
+                     std::optional<int> workers, bool json, const CommandEnv& env);
+int WorkersList(const HttpClient& client, const std::string& kernel, bool json,
+                const CommandEnv& env);
+int WorkersShow(const HttpClient& client, const std::string& id, bool json, const CommandEnv& env);
+// action: "start", "stop", "restart" (POST) or "delete" (DELETE).
+int WorkersAction(const HttpClient& client, const std::string& id, const std::string& action,
+                  bool json, const CommandEnv& env);
+// Prints the worker's log; with `follow`, keeps printing new output until interrupted or the
+// worker is gone (bounded by pacing like kernels logs -f).
+int WorkersLogs(const HttpClient& client, const std::string& id, bool follow,
+                const CommandEnv& env);
+std::string RenderWorkerTable(const nlohmann::json& workers);
+std::string RenderWorkerDetails(const nlohmann::json& worker);
 
 // std::cout, std::cerr, the process environment, files and stdin.
 CommandEnv RealCommandEnv();

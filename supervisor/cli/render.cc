@@ -19,10 +19,6 @@ std::string Text(const json& value) {
   return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::string Field(const json& object, const char* key) {
-  auto it = object.find(key);
-  return it == object.end() ? "-" : Text(*it);
-}
 
 std::size_t LineCount(const json& value) {
   if (value.is_array()) return value.size();
@@ -81,16 +77,6 @@ std::vector<std::string> Entries(const json& value) {
   return out;
 }
 
-std::string Uptime(const json& seconds) {
-  if (!seconds.is_number_integer()) return Text(seconds);
-  auto s = seconds.get<long long>();
-  std::string out;
-  if (s >= 86400) out += std::to_string(s / 86400) + "d ";
-  if (s >= 3600) out += std::to_string(s % 86400 / 3600) + "h ";
-  if (s >= 60) out += std::to_string(s % 3600 / 60) + "m ";
-  return out + std::to_string(s % 60) + "s";
-}
-
 std::string Plural(long long n, std::string_view word) {
   return std::to_string(n) + " " + std::string(word) + (n == 1 ? "" : "s");
 }
@@ -124,6 +110,21 @@ std::string InterpreterTable(const json& interpreters) {
 }
 
 }  // namespace
+
+std::string Field(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it == object.end() ? "-" : Text(*it);
+}
+
+std::string Uptime(const json& seconds) {
+  if (!seconds.is_number_integer()) return Text(seconds);
+  auto s = seconds.get<long long>();
+  std::string out;
+  if (s >= 86400) out += std::to_string(s / 86400) + "d ";
+  if (s >= 3600) out += std::to_string(s % 86400 / 3600) + "h ";
+  if (s >= 60) out += std::to_string(s % 3600 / 60) + "m ";
+  return out + std::to_string(s % 60) + "s";
+}
 
 int ExitCodeForHttpStatus(int http_status) {
   if (http_status >= 200 && http_status < 300) return kExitOk;
@@ -185,6 +186,8 @@ std::string RenderKernelDetails(const json& kernel) {
       {"version", "version"},
       {"status", "status"},
       {"workers", "workers"},
+      {"runningWorkers", "running"},
+      {"started", "started"},
       {"envHash", "env hash"},
       {"generation", "generation"},
       {"createdAt", "created"},
@@ -212,7 +215,8 @@ std::string RenderKernelDetails(const json& kernel) {
   std::vector<std::string> others;
   for (const auto& [key, value] : kernel.items()) {
     bool known = key == "requestedDependencies" || key == "frozenDependencies" || key == "env" ||
-                 key == "warnings" || key == "build";
+                 key == "warnings" || key == "build" || key == "started" ||
+                 key == "runningWorkers";
     for (const auto& field : kFields) known = known || key == field.first;
     if (!known) others.push_back(key + ": " + Text(value));
   }

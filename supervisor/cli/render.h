@@ -13,6 +13,10 @@ int ExitCodeForHttpStatus(int http_status);
 
 // "2026-11-22T07:37:34.123Z" -> "2026-11-22 07:37:34Z"; other text is returned unchanged.
 std::string ShortTime(std::string_view iso_time);
+// object[key] as text: strings as they are, "-" for null, empty or absent, JSON otherwise.
+std::string Field(const nlohmann::json& object, const char* key);
+// A number of seconds as "1d 2h 3m 4s" (the larger units only when needed).
+std::string Uptime(const nlohmann::json& seconds);
 
 // NAME TYPE PYTHON STATUS WORKERS DEPS ENV-HASH UPDATED, one row per kernel of a JSON array.
 std::string RenderKernelTable(const nlohmann::json& kernels);

@@ -123,3 +123,57 @@ TEST(ConfigTest, ParsesHostPort) {
 
 }  // namespace
 }  // namespace gsk::config
+
+namespace gsk::config {
+namespace {
+
+TEST(ConfigTest, ReadsTheWorkersSectionWithFractionalSeconds) {
+  auto c = LoadTomlString(R"(
+[workers]
+socket = "/run/x/workers.sock"
+registration_timeout_seconds = 2.5
+start_seconds = 0
+backoff_initial_seconds = 0.1
+backoff_max_seconds = 3
+max_quick_failures = 4
+stop_timeout_seconds = 1
+reconnect_seconds = 90
+heartbeat_seconds = 0.5
+memory_limit_mb = 512
+open_files = 1024
+max_processes = 64
+log_rotate_bytes = 0
+)",
+                          "t.toml", Config{});
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->workers.socket, "/run/x/workers.sock");
+  EXPECT_EQ(c->workers.registration_timeout.count(), 2500);
+  EXPECT_EQ(c->workers.start_seconds.count(), 0);
+  EXPECT_EQ(c->workers.backoff_initial.count(), 100);
+  EXPECT_EQ(c->workers.backoff_max.count(), 3000);
+  EXPECT_EQ(c->workers.max_quick_failures, 4);
+  EXPECT_EQ(c->workers.heartbeat.count(), 500);
+  EXPECT_EQ(c->workers.memory_limit_mb, 512);
+  EXPECT_EQ(c->workers.log_rotate_bytes, 0);
+}
+
+TEST(ConfigTest, BadWorkerSettingsNameTheKey) {
+  for (const char* text : {"[workers]\nstop_timeout_seconds = \"10\"\n",
+                           "[workers]\nheartbeat_seconds = 0\n",
+                           "[workers]\nbackoff_initial_seconds = 5\nbackoff_max_seconds = 1\n",
+                           "[workers]\nmax_quick_failures = 0\n", "[workers]\nrestarts = 3\n"}) {
+    auto c = LoadTomlString(text, "t.toml", Config{});
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_NE(c.status().message().find("t.toml: [workers] "), std::string::npos)
+        << c.status().message();
+  }
+  Config long_socket;
+  long_socket.state_dir = "/tmp";
+  long_socket.workers.socket = "/tmp/" + std::string(120, 'x');
+  auto r = Resolve(long_socket);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("[workers] socket"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gsk::config
