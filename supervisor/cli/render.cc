@@ -195,6 +195,9 @@ std::string RenderKernelDetails(const json& kernel) {
       {"lastError", "last error"}};
   Lines lines;
   for (const auto& [key, label] : kFields) {
+    // Worker fields come from daemons that supervise workers; older answers lack them.
+    std::string_view k(key);
+    if ((k == "runningWorkers" || k == "started") && !kernel.contains(key)) continue;
     std::string value = Field(kernel, key);
     if (std::string_view(key).ends_with("At")) value = ShortTime(value);
     lines.emplace_back(label, value);

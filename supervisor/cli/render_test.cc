@@ -190,5 +190,14 @@ TEST(RenderTest, ShortTime) {
   EXPECT_EQ(ShortTime("yesterday"), "yesterday");
 }
 
+TEST(RenderTest, KernelDetailsShowWorkersWhenTheDaemonSupervisesThem) {
+  json k = json::parse(kKernel);
+  k["runningWorkers"] = 1;
+  k["started"] = true;
+  std::string text = RenderKernelDetails(k);
+  EXPECT_NE(text.find("workers:    1\nrunning:    1\nstarted:    true\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("other fields (2)"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace gsk::cli
