@@ -134,10 +134,14 @@ void WorkerService::Reconcile(const std::string& kernel) {
                   launch.status().message());
     return;
   }
-  // A changed document (env variables, say) reaches running workers by restarting them.
+  // A changed launch (env variables, say) reaches running workers by restarting them; a change
+  // of the number of workers only scales.
+  std::string fingerprint;
+  for (const std::string& arg : launch->argv) fingerprint += arg + '\0';
+  for (const auto& [key, value] : launch->env) fingerprint += key + '=' + value + '\0';
   auto previous = launched_generation_.find(kernel);
-  bool changed = previous != launched_generation_.end() && previous->second != k.generation;
-  launched_generation_[kernel] = k.generation;
+  bool changed = previous != launched_generation_.end() && previous->second != fingerprint;
+  launched_generation_[kernel] = fingerprint;
   if (Status s = pool_->SetWanted(kernel, wanted, std::move(*launch)); !s.ok()) {
     spdlog::error("event=workers.reconcile_failed kernel={} error=\"{}\"", kernel, s.message());
     return;

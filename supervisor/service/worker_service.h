@@ -80,7 +80,7 @@ class WorkerService {
   KernelService* kernels_;
   const Clock* clock_;
   WorkerServiceOptions options_;
-  std::map<std::string, int64_t> launched_generation_;  // kernel -> document its workers run
+  std::map<std::string, std::string> launched_generation_;  // kernel -> its launch (argv, env)
 };
 
 // A worker as REST returns it; with `environment`, also what its hello reported.

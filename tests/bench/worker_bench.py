@@ -1,0 +1,1050 @@
+#!/usr/bin/env python3
+"""Worker supervision benchmark: giskard-supervisor against supervisord (Debian's 4.2.5).
+
+Not a test: prints Markdown tables. Run it with run_worker_bench.sh BUILD_DIR. In one run, for
+both supervisors:
+
+  (a) start -> running, 1 worker: giskard: POST /api/v1/kernels/K/start on a stopped kernel
+      until GET /api/v1/workers?kernel=K shows it "running" (polled every 2 ms); supervisord:
+      XML-RPC supervisor.startProcess(name, wait=True) over its Unix socket;
+  (b) the same with 50 workers (a kernel with workers=50; a program with numprocs=50), polled
+      every 10 ms (a 50-worker answer is large: polling faster loads the daemon under test);
+  (c) crash -> replacement running: kill -9 of the worker's pid until the same worker (giskard:
+      same id; supervisord: same process name) runs again with another pid (polled, 2 ms);
+  (d) the supervisor's own RSS (VmRSS) and CPU (utime+stime over --window s) with --idle idle
+      workers, plus the workers' CPU over the same window, the time to start them all and the
+      time to stop them all.
+
+Each latency is taken two ways, --runs times each: "observed" (the client polls or waits as
+above, which keeps the supervisor busy answering it; supervisord's main loop also wakes on each
+request) and "unobserved" (the client sends the command or kill -9, then only looks at the
+supervisor's own clock: giskard's worker.* events, which have millisecond times; supervisord's
+log lines "spawned:" / "success: ... entered RUNNING state", also in milliseconds; giskard is
+asked every 250 ms, supervisord's log file is read every 100 ms, it is not asked anything).
+One untimed warm-up of each first; medians and p90.
+
+The programs differ, which the report says: giskard-supervisor runs its worker shim
+(`python -m giskard_worker_shim serve-managed`: imports the shim, collects its environment,
+dials the supervisor's socket and registers; "running" means registered), supervisord runs the
+same venv's python idle (`python -c "import signal; signal.pause()"`, startsecs=0: "running"
+means spawned and seen by the next turn of its main loop). The floor for the first, the
+interpreter start-up and the shim's own work, is measured too (no supervisor involved).
+
+--only supervisord runs the supervisord half alone (no giskard-supervisor binary needed; the
+idle program then runs under --python, default this interpreter).
+
+Standard library only. Every wait is bounded; every process started here is stopped by its pid;
+temporary directories are removed (unless --keep).
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xmlrpc.client
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "envs"))
+
+BUILD_DEADLINE = 300.0   # the env build (offline, shim wheel only) before any measurement
+WAIT_ONE = 30.0          # one worker to run / to go
+WAIT_MANY = 180.0        # 50 workers
+WAIT_IDLE = 900.0        # the --idle workers, on a loaded 2-core machine
+STOP_WAIT = 120.0
+HTTP_TIMEOUT = 60.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+IDLE_CODE = "import signal; signal.pause()"
+SHIM_FLOOR_CODE = ("import giskard_worker_shim.managed, giskard_worker_shim.environment as e; "
+                   "e.collect()")
+
+
+# --- small helpers --------------------------------------------------------------------------------
+
+def percentile(values, p):
+    values = sorted(values)
+    k = (len(values) - 1) * p / 100.0
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def stats_ms(values):
+    """"median (p90)" in ms of a list of seconds; "n/a" when empty."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    return f"{statistics.median(values) * 1000:.1f} ({percentile(values, 90) * 1000:.1f})"
+
+
+def note(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cpu_ticks(pid):
+    """utime + stime of `pid` (all its threads), in clock ticks; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(b")") + 2:][:1].decode()
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def cwd_of(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
+def parse_rfc3339_ms(text):
+    """"2023-11-14T22:13:20.123Z" -> Unix seconds (float)."""
+    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z", text)
+    if not m:
+        raise ValueError(f"not an RFC 3339 UTC time: {text!r}")
+    import calendar
+    secs = calendar.timegm(tuple(int(g) for g in m.groups()[:6]))
+    frac = m.group(7) or "0"
+    return secs + int(frac) / 10 ** len(frac)
+
+
+def raise_nofile(want=16384):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def wait_until(predicate, timeout, interval, what):
+    """Calls predicate() every `interval` s until it returns a true value (returned)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def run_floor(python, code, runs):
+    """Wall time of `python -c code` (subprocess spawn included), `runs` times."""
+    out = []
+    for _ in range(runs + 1):
+        start = time.monotonic()
+        subprocess.run([python, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=True, timeout=60,
+                       env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        out.append(time.monotonic() - start)
+    return out[1:]  # the first one warms the page cache
+
+
+# --- giskard-supervisor ---------------------------------------------------------------------------
+
+class KeepAlive:
+    """REST client on one kept-open TCP connection (reopened when the server closed it)."""
+
+    def __init__(self, port, token):
+        self.port = port
+        self.token = token
+        self.conn = None
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def call(self, method, path, body=None, expect=(200,)):
+        headers = {"Authorization": "Bearer " + self.token}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                       timeout=HTTP_TIMEOUT)
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                resp = self.conn.getresponse()
+                raw = resp.read()
+            except (http.client.HTTPException, OSError):
+                self.close()
+                if attempt:
+                    raise
+                continue
+            if (resp.getheader("Connection") or "").lower() == "close":
+                self.close()
+            try:
+                doc = json.loads(raw) if raw else None
+            except ValueError:
+                doc = None
+            if resp.status not in expect:
+                raise RuntimeError(f"{method} {path} -> {resp.status}: {raw[:500]!r}")
+            return doc
+        raise AssertionError("unreachable")
+
+
+class Giskard:
+    NAME = "giskard-supervisor"
+
+    def __init__(self, args, tmp):
+        import envharness as h  # noqa: PLC0415  (only the giskard half needs the harness)
+        self.h = h
+        self.args = args
+        self.state = os.path.join(tmp, "giskard-state")
+        os.makedirs(self.state)
+        self.config = (
+            "[packages]\noffline = true\n"
+            "[builds]\nmax_concurrent = 1\n"
+            f"[limits]\nmax_workers_per_kernel = {max(256, args.idle)}\n"
+            "[workers]\n"
+            # An exit after 1 s of running is a plain exit (immediate restart, like supervisord's
+            # autorestart with startsecs=0), not an early one (backoff): the crash case kills
+            # workers that have run for longer than that.
+            f"start_seconds = {args.start_seconds}\n"
+            # --idle shims registering at once on a loaded 2-core machine can need more than the
+            # default 30 s; the report counts any that did not make it anyway.
+            f"registration_timeout_seconds = {args.registration_timeout}\n")
+        self.daemon = h.Daemon(self.state, self.config, binary=args.binary)
+        self.api = None
+        self.py = None
+        self.venv_python = None
+        self.event_cursor = 0
+        self.pids = set()      # every worker pid seen, to check none is left at the end
+        self.problems = []     # daemon misbehaviour seen, for the report
+        self.quick = {}        # id -> (restarts, quickFailures) seen at the 200-worker check
+
+    # lifecycle
+
+    def start(self):
+        self.daemon.start()
+        self.api = KeepAlive(self.daemon.port, self.daemon.token)
+        minors = self.h.usable_minors(self.daemon)
+        self.py = "%d.%d" % sys.version_info[:2]
+        if self.py not in minors:
+            self.py = self.h.preferred_minor(minors)
+            if self.py is None:
+                raise RuntimeError("the daemon found no usable Python interpreter")
+        self.event_cursor = self.last_event_id()
+
+    @property
+    def pid(self):
+        return self.daemon.pid
+
+    def close(self):
+        if self.api is not None:
+            self.api.close()
+        try:
+            if self.daemon.running():
+                rc = self.daemon.stop(timeout=STOP_WAIT)
+                if rc != 0:
+                    self.problems.append(f"the daemon exited with {rc} on SIGTERM")
+        except AssertionError as e:
+            self.problems.append(f"the daemon did not stop on SIGTERM within {STOP_WAIT:.0f} s")
+            note(str(e)[-2000:])
+            self.daemon.kill()
+        left = [p for p in sorted(self.pids)
+                if proc_state(p) not in (None, "Z") and cwd_of(p).startswith(self.state)]
+        if left:
+            self.problems.append(f"{len(left)} worker(s) still ran after the daemon exited on "
+                                 f"SIGTERM (pids {left[:5]}...); killed here")
+            for p in left:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def log_tail(self):
+        return self.daemon.log(60)
+
+    # REST
+
+    def kernel_doc(self, name, workers):
+        doc = self.h.kernel_doc(name, self.py, [])
+        doc["workers"] = workers
+        return doc
+
+    def workers(self, kernel):
+        doc = self.api.call("GET", f"/api/v1/workers?kernel={kernel}")
+        ws = doc["workers"]
+        for w in ws:
+            if w.get("pid"):
+                self.pids.add(w["pid"])
+        return ws
+
+    def worker(self, wid):
+        w = self.api.call("GET", f"/api/v1/workers/{wid}")
+        if w.get("pid"):
+            self.pids.add(w["pid"])
+        return w
+
+    def running(self, kernel, n):
+        ws = self.workers(kernel)
+        up = [w for w in ws if w["state"] == "running"]
+        return ws if len(up) >= n else None
+
+    def last_event_id(self):
+        last = self.event_cursor
+        for _ in range(10000):
+            evs = self.api.call("GET", f"/api/v1/events?after={last}&limit=1000")["events"]
+            if not evs:
+                break
+            last = evs[-1]["id"]
+            if len(evs) < 1000:
+                break
+        self.event_cursor = last
+        return last
+
+    def events_since(self, after):
+        out, last = [], after
+        for _ in range(10000):
+            evs = self.api.call("GET", f"/api/v1/events?after={last}&limit=1000")["events"]
+            out.extend(evs)
+            if not evs or len(evs) < 1000:
+                break
+            last = evs[-1]["id"]
+        if out:
+            self.event_cursor = max(self.event_cursor, out[-1]["id"])
+        return out
+
+    def wait_no_workers(self, kernel, timeout, poll=0.02):
+        wait_until(lambda: not self.workers(kernel), timeout, poll,
+                   f"kernel {kernel}'s workers to be removed after stop")
+
+    def create(self, name, workers, timeout, poll=0.01):
+        """Creates a kernel (its env builds the first time, then is cached) and waits until its
+        `workers` workers run; returns the seconds that took."""
+        start = time.monotonic()
+        self.api.call("POST", "/api/v1/kernels", self.kernel_doc(name, workers), expect=(201,))
+
+        def ready():
+            k = self.api.call("GET", f"/api/v1/kernels/{name}")
+            if k["status"] == "failed":
+                raise RuntimeError(f"env build of {name} failed: {k.get('lastError')}")
+            return k["status"] == "ready"
+        wait_until(ready, BUILD_DEADLINE, 0.02, f"kernel {name}'s env to be ready")
+        wait_until(lambda: self.running(name, workers), timeout, poll,
+                   f"{workers} running workers of kernel {name}")
+        took = time.monotonic() - start
+        if self.venv_python is None:
+            w = self.worker(self.workers(name)[0]["id"])
+            self.venv_python = (w.get("environment") or {}).get("pythonExecutable")
+        return took
+
+    def stop_kernel(self, name, timeout, poll=0.02):
+        start = time.monotonic()
+        k = self.api.call("POST", f"/api/v1/kernels/{name}/stop")
+        if k.get("started") is not False:
+            self.problems.append(f"POST /kernels/{name}/stop answered started="
+                                 f"{k.get('started')!r}, not false")
+        self.wait_no_workers(name, timeout, poll)
+        return time.monotonic() - start
+
+    # measurements
+
+    def start_latency(self, kernel, n, observed, poll):
+        """One start of a stopped kernel with n workers: (client s, own-clock s, launched s):
+        launched = until the last worker.starting event (all processes launched)."""
+        after = self.last_event_id()
+        t_wall = time.time()
+        t0 = time.monotonic()
+        self.api.call("POST", f"/api/v1/kernels/{kernel}/start")
+        if observed:
+            wait_until(lambda: self.running(kernel, n), WAIT_MANY, poll,
+                       f"{n} running workers of {kernel}")
+            client = time.monotonic() - t0
+        else:
+            wait_until(lambda: self.running(kernel, n), WAIT_MANY, 0.25,
+                       f"{n} running workers of {kernel}")
+            client = None
+        allevs = self.events_since(after)
+        evs = [e for e in allevs if e["kind"] == "worker.running"]
+        launches = [parse_rfc3339_ms(e["time"]) for e in allevs if e["kind"] == "worker.starting"]
+        own = None
+        if len(evs) >= n:
+            own = max(parse_rfc3339_ms(e["time"]) for e in evs) - t_wall
+        else:
+            self.problems.append(f"start of {kernel}: {len(evs)} worker.running events for "
+                                 f"{n} running workers")
+        launched = max(launches) - t_wall if len(launches) >= n else None
+        return client, own, launched
+
+    def launch_to_running(self, after):
+        """(worker.starting -> worker.running) of every worker since event `after`."""
+        evs = self.events_since(after)
+        first, out = {}, []
+        for e in evs:
+            if e["kind"] == "worker.starting":
+                first.setdefault(e["subject"], parse_rfc3339_ms(e["time"]))
+            elif e["kind"] == "worker.running" and e["subject"] in first:
+                out.append(parse_rfc3339_ms(e["time"]) - first.pop(e["subject"]))
+        return out
+
+    def crash_latency(self, kernel, observed):
+        """kill -9 of the (only) worker of a running kernel: (client s, own-clock s, detect s,
+        launched s): detect = until worker.exited, launched = until the next worker.starting."""
+        ws = wait_until(lambda: self.running(kernel, 1), WAIT_ONE, 0.01, f"{kernel} running")
+        w = ws[0]
+        # Past start_seconds, so that the exit is a plain one, not an early one.
+        time.sleep(max(0.0, self.args.start_seconds + 0.3 - float(w.get("uptimeSeconds") or 0)))
+        wid, old = w["id"], w["pid"]
+        after = self.last_event_id()
+        t_wall = time.time()
+        t0 = time.monotonic()
+        os.kill(old, signal.SIGKILL)
+
+        def replaced():
+            x = self.worker(wid)
+            return x if x["state"] == "running" and x["pid"] not in (0, old) else None
+        x = wait_until(replaced, WAIT_ONE, poll_interval(observed, 0.002),
+                       f"worker {wid} to run again after kill -9")
+        client = time.monotonic() - t0 if observed else None
+        evs = [e for e in self.events_since(after) if e["subject"] == f"worker/{wid}"]
+        run = [parse_rfc3339_ms(e["time"]) for e in evs if e["kind"] == "worker.running"]
+        gone = [parse_rfc3339_ms(e["time"]) for e in evs if e["kind"] == "worker.exited"]
+        launch = [parse_rfc3339_ms(e["time"]) for e in evs if e["kind"] == "worker.starting"]
+        kinds = [e["kind"] for e in evs]
+        if "worker.backoff" in kinds:
+            self.problems.append(f"kill -9 after {self.args.start_seconds + 0.3:.1f} s of running "
+                                 f"(start_seconds={self.args.start_seconds}) went to backoff: "
+                                 f"{kinds}")
+        own = run[-1] - t_wall if run else None
+        detect = gone[0] - t_wall if gone else None
+        launched = launch[0] - t_wall if launch else None
+        if proc_state(old) == "Z":
+            time.sleep(0.5)
+            if proc_state(old) == "Z":
+                self.problems.append(f"killed worker pid {old} still a zombie 0.5 s after its "
+                                     "replacement ran (not reaped)")
+        if x.get("restarts", 0) < 1:
+            self.problems.append(f"worker {wid} restarted after kill -9 but restarts="
+                                 f"{x.get('restarts')}")
+        return client, own, detect, launched
+
+    def idle(self, n, window, settle):
+        res = {"rss0": rss_kib(self.pid)}
+        after = self.last_event_id()
+        res["start_all"] = self.create("idle", n, WAIT_IDLE, poll=0.1)
+        res["launch_to_running"] = self.launch_to_running(after)
+        time.sleep(settle)
+        ws = self.workers("idle")
+        pids = [w["pid"] for w in ws if w["state"] == "running"]
+        bad = [w for w in ws if w.get("restarts") or w.get("quickFailures")]
+        if bad:
+            self.problems.append(f"{len(bad)} of {n} idle workers restarted while starting "
+                                 f"(first: {bad[0]['id']} {bad[0].get('lastError')!r})")
+        res.update(measure_window(self.pid, pids, window))
+        res["stop_all"] = self.stop_kernel("idle", STOP_WAIT, poll=0.1)
+        return res
+
+
+def poll_interval(observed, fast):
+    return fast if observed else 0.25
+
+
+def measure_window(pid, worker_pids, window):
+    """Supervisor CPU and RSS, and the workers' total CPU, over `window` seconds of silence."""
+    c0 = cpu_ticks(pid)
+    w0 = {p: cpu_ticks(p) for p in worker_pids}
+    t0 = time.monotonic()
+    time.sleep(window)
+    c1 = cpu_ticks(pid)
+    w1 = {p: cpu_ticks(p) for p in worker_pids}
+    elapsed = time.monotonic() - t0
+    wcpu = sum(w1[p] - w0[p] for p in worker_pids if w0[p] is not None and w1[p] is not None)
+    return {"rss": rss_kib(pid), "cpu_s": (c1 - c0) / CLK_TCK, "elapsed": elapsed,
+            "workers_cpu_s": wcpu / CLK_TCK, "workers": len(worker_pids)}
+
+
+# --- supervisord ----------------------------------------------------------------------------------
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.unix_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class _UnixTransport(xmlrpc.client.Transport):
+    def __init__(self, path, timeout):
+        super().__init__()
+        self.unix_path = path
+        self.timeout = timeout
+
+    def make_connection(self, host):
+        if self._connection and host == self._connection[0]:
+            return self._connection[1]
+        self._connection = host, _UnixHTTPConnection(self.unix_path, self.timeout)
+        return self._connection[1]
+
+
+LOG_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) \w+ (.*)$")
+RUNNING = 20
+
+
+class Supervisord:
+    NAME = "supervisord"
+
+    def __init__(self, args, tmp, python):
+        self.args = args
+        self.dir = os.path.join(tmp, "supervisord")
+        os.makedirs(os.path.join(self.dir, "logs"))
+        self.sock = os.path.join(self.dir, "supervisor.sock")
+        self.logfile = os.path.join(self.dir, "supervisord.log")
+        self.conf = os.path.join(self.dir, "supervisord.conf")
+        self.python = python
+        self.marker = "gsk-worker-bench-" + os.path.basename(tmp)
+        self.proc = None
+        self.out = None
+        self.rpc = None
+        self.pids = set()
+        self.problems = []
+        self.version = "?"
+        command = f"{python} -c \"{IDLE_CODE}\" {self.marker}"
+        programs = ""
+        for name, n in (("one", 1), ("many", args.many), ("idle", args.idle)):
+            programs += (
+                f"\n[program:{name}]\n"
+                f"command={command}\n"
+                f"process_name=%(program_name)s_%(process_num)03d\n"
+                f"numprocs={n}\n"
+                "autostart=false\nautorestart=true\nstartsecs=0\nstartretries=3\n"
+                "stopsignal=TERM\nstopwaitsecs=10\nredirect_stderr=true\n"
+                f"stdout_logfile={self.dir}/logs/%(program_name)s_%(process_num)03d.log\n"
+                "environment=PYTHONUNBUFFERED=\"1\",LANG=\"C.UTF-8\"\n")
+        with open(self.conf, "w") as f:
+            f.write(
+                "[unix_http_server]\n"
+                f"file={self.sock}\nchmod=0700\n\n"
+                "[supervisord]\n"
+                f"logfile={self.logfile}\npidfile={self.dir}/supervisord.pid\n"
+                f"childlogdir={self.dir}/logs\nnodaemon=true\nloglevel=info\n"
+                "minfds=4096\nminprocs=512\n\n"
+                "[rpcinterface:supervisor]\n"
+                "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface"
+                "\n\n"
+                "[supervisorctl]\n"
+                f"serverurl=unix://{self.sock}\n"
+                + programs)
+
+    def proxy(self, timeout=HTTP_TIMEOUT):
+        return xmlrpc.client.ServerProxy("http://localhost/RPC2",
+                                         transport=_UnixTransport(self.sock, timeout))
+
+    def start(self):
+        self.out = open(os.path.join(self.dir, "supervisord.out"), "wb")
+        self.proc = subprocess.Popen([self.args.supervisord, "-n", "-c", self.conf],
+                                     stdin=subprocess.DEVNULL, stdout=self.out,
+                                     stderr=subprocess.STDOUT, cwd=self.dir)
+        self.rpc = self.proxy()
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"supervisord exited with {self.proc.returncode}:\n"
+                                   + self.log_tail())
+            if not os.path.exists(self.sock):
+                return False
+            try:
+                return self.rpc.supervisor.getState()["statename"] == "RUNNING"
+            except (OSError, xmlrpc.client.Error, http.client.HTTPException):
+                return False
+        wait_until(up, 30, 0.05, "supervisord to answer on its socket")
+        self.version = self.rpc.supervisor.getSupervisorVersion()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def close(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(STOP_WAIT)
+                except subprocess.TimeoutExpired:
+                    self.problems.append("supervisord did not stop on SIGTERM; killed")
+                    self.proc.kill()
+                    self.proc.wait(30)
+            left = [p for p in sorted(self.pids)
+                    if proc_state(p) not in (None, "Z") and self.marker in cmdline(p)]
+            for p in left:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+            if left:
+                self.problems.append(f"{len(left)} programs outlived supervisord; killed here")
+        if self.out is not None:
+            self.out.close()
+
+    def log_tail(self):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return "".join(f.readlines()[-60:])
+        except OSError:
+            return ""
+
+    def log_offset(self):
+        try:
+            return os.path.getsize(self.logfile)
+        except OSError:
+            return 0
+
+    def log_since(self, offset):
+        """[(unix seconds, message)] of the log lines written after byte `offset`."""
+        with open(self.logfile, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+        out = []
+        for line in text.splitlines():
+            m = LOG_RE.match(line)
+            if m:
+                t = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))
+                out.append((t + int(m.group(2)) / 1000.0, m.group(3)))
+        return out
+
+    def successes(self, offset, names):
+        """{name: time} of the "success: NAME entered RUNNING state" lines after `offset`."""
+        found = {}
+        for t, msg in self.log_since(offset):
+            m = re.match(r"success: (\S+) entered RUNNING state", msg)
+            if m and m.group(1) in names:
+                found[m.group(1)] = t
+        return found
+
+    def spawned(self, offset, names=None):
+        """{name: time} of the "spawned: 'NAME' with pid N" lines after `offset`."""
+        found = {}
+        for t, msg in self.log_since(offset):
+            m = re.match(r"spawned: '(\S+)' with pid", msg)
+            if m and (names is None or m.group(1) in names):
+                found.setdefault(m.group(1), t)
+        return found
+
+    def wait_log_running(self, offset, names, timeout):
+        """Reads the log (never asks supervisord) until every name entered RUNNING."""
+        def all_logged():
+            found = self.successes(offset, names)
+            return found if len(found) == len(names) else None
+        return wait_until(all_logged, timeout, 0.1,
+                          f"supervisord to log {len(names)} RUNNING lines")
+
+    def names(self, group, n):
+        return [f"{group}_{i:03d}" for i in range(n)]
+
+    def infos(self, group):
+        out = [p for p in self.rpc.supervisor.getAllProcessInfo() if p["group"] == group]
+        for p in out:
+            if p["pid"]:
+                self.pids.add(p["pid"])
+        return out
+
+    def all_running(self, group):
+        return all(p["state"] == RUNNING for p in self.infos(group))
+
+    def stop_group(self, group, timeout):
+        start = time.monotonic()
+        self.proxy(timeout).supervisor.stopProcessGroup(group, True)
+        wait_until(lambda: all(p["statename"] in ("STOPPED", "EXITED")
+                               for p in self.infos(group)), 30, 0.02,
+                   f"supervisord group {group} stopped")
+        return time.monotonic() - start
+
+    def start_latency(self, group, n, observed, poll):
+        names = self.names(group, n)
+        offset = self.log_offset()
+        t_wall = time.time()
+        t0 = time.monotonic()
+        if observed:
+            self.proxy(WAIT_MANY).supervisor.startProcessGroup(group, True)
+            client = time.monotonic() - t0
+            if not self.all_running(group):
+                raise RuntimeError(f"startProcessGroup({group}, wait=True) returned but not "
+                                   "all are RUNNING")
+        else:
+            self.rpc.supervisor.startProcessGroup(group, False)
+            client = None
+        found = self.wait_log_running(offset, set(names), WAIT_MANY)
+        self.infos(group)
+        spawned = self.spawned(offset, set(names))
+        launched = max(spawned.values()) - t_wall if len(spawned) == n else None
+        return client, max(found.values()) - t_wall, launched
+
+    def crash_latency(self, group, observed):
+        name = f"{group}:{group}_000"
+        info = self.rpc.supervisor.getProcessInfo(name)
+        if info["state"] != RUNNING:
+            raise RuntimeError(f"{name} is not RUNNING: {info}")
+        old = info["pid"]
+        self.pids.add(old)
+        offset = self.log_offset()
+        t_wall = time.time()
+        t0 = time.monotonic()
+        os.kill(old, signal.SIGKILL)
+        client = None
+        if observed:
+            def replaced():
+                x = self.rpc.supervisor.getProcessInfo(name)
+                return x if x["state"] == RUNNING and x["pid"] not in (0, old) else None
+            wait_until(replaced, WAIT_ONE, 0.002, f"{name} to run again after kill -9")
+            client = time.monotonic() - t0
+        found = self.wait_log_running(offset, {f"{group}_000"}, WAIT_ONE)
+        own = found[f"{group}_000"] - t_wall
+        exited = [t for t, msg in self.log_since(offset) if msg.startswith(f"exited: {group}_000")]
+        detect = exited[0] - t_wall if exited else None
+        spawned = self.spawned(offset, {f"{group}_000"})
+        launched = spawned[f"{group}_000"] - t_wall if spawned else None
+        if not observed:  # now it may be asked: the new pid, for the clean-up
+            x = self.rpc.supervisor.getProcessInfo(name)
+            if x["pid"] == old or x["state"] != RUNNING:
+                raise RuntimeError(f"{name} logged RUNNING but is {x}")
+            self.pids.add(x["pid"])
+        return client, own, detect, launched
+
+    def idle(self, n, window, settle):
+        res = {"rss0": rss_kib(self.pid)}
+        offset = self.log_offset()
+        start = time.monotonic()
+        self.proxy(WAIT_IDLE).supervisor.startProcessGroup("idle", True)
+        wait_until(lambda: self.all_running("idle"), WAIT_IDLE, 0.05, "idle group RUNNING")
+        res["start_all"] = time.monotonic() - start
+        spawned = self.spawned(offset)
+        ok = self.successes(offset, set(spawned))
+        res["launch_to_running"] = [ok[k] - spawned[k] for k in ok]
+        time.sleep(settle)
+        pids = [p["pid"] for p in self.infos("idle") if p["state"] == RUNNING]
+        res.update(measure_window(self.pid, pids, window))
+        res["stop_all"] = self.stop_group("idle", STOP_WAIT)
+        return res
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+def measure(sups, args):
+    """Runs every case on every supervisor (interleaved run by run); returns results[name]."""
+    R = {s.NAME: {"start1": ([], [], []), "start1q": ([], [], []), "startN": ([], [], []),
+                  "startNq": ([], [], []), "crash": ([], [], [], []),
+                  "crashq": ([], [], [], []),
+                  "launch1": []} for s in sups}
+
+    def both(fn, label):
+        for s in sups:
+            try:
+                fn(s)
+            except Exception:
+                note(f"--- {s.NAME} failed in {label}; its log:\n{s.log_tail()}")
+                raise
+
+    # warm-up (untimed): one start and stop of each size
+    def warm(s):
+        if isinstance(s, Giskard):
+            s.start_latency("one", 1, True, 0.01)
+            s.stop_kernel("one", WAIT_ONE)
+            s.start_latency("many", args.many, True, 0.01)
+            s.stop_kernel("many", WAIT_MANY)
+        else:
+            s.start_latency("one", 1, True, 0.01)
+            s.stop_group("one", WAIT_ONE)
+            s.start_latency("many", args.many, True, 0.01)
+            s.stop_group("many", WAIT_MANY)
+    both(warm, "warm-up")
+
+    def stop(s, group, timeout):
+        if isinstance(s, Giskard):
+            s.stop_kernel(group, timeout)
+        else:
+            s.stop_group(group, timeout)
+
+    for i in range(args.runs):
+        for observed, key in ((True, "start1"), (False, "start1q")):
+            def one(s):
+                after = s.last_event_id() if isinstance(s, Giskard) else None
+                for lst, v in zip(R[s.NAME][key], s.start_latency("one", 1, observed, 0.002)):
+                    lst.append(v)
+                if after is not None:
+                    R[s.NAME]["launch1"].extend(s.launch_to_running(after))
+                stop(s, "one", WAIT_ONE)
+            both(one, key)
+        note(f"  run {i + 1}/{args.runs} start 1: " + "; ".join(
+            f"{s.NAME} observed {R[s.NAME]['start1'][0][-1] * 1000:.1f} ms / own clock "
+            f"{fmt_ms(R[s.NAME]['start1'][1][-1])}, unobserved {fmt_ms(R[s.NAME]['start1q'][1][-1])}"
+            for s in sups))
+
+    for i in range(args.runs):
+        for observed, key in ((True, "startN"), (False, "startNq")):
+            def many(s):
+                for lst, v in zip(R[s.NAME][key],
+                                  s.start_latency("many", args.many, observed, 0.01)):
+                    lst.append(v)
+                stop(s, "many", WAIT_MANY)
+            both(many, key)
+        note(f"  run {i + 1}/{args.runs} start {args.many}: " + "; ".join(
+            f"{s.NAME} observed {R[s.NAME]['startN'][0][-1] * 1000:.1f} ms, unobserved "
+            f"{fmt_ms(R[s.NAME]['startNq'][1][-1])}" for s in sups))
+
+    def crash_setup(s):
+        s.start_latency("one", 1, True, 0.01)
+    both(crash_setup, "crash set-up")
+    for i in range(args.runs):
+        for observed, key in ((True, "crash"), (False, "crashq")):
+            def crash(s):
+                for lst, v in zip(R[s.NAME][key], s.crash_latency("one", observed)):
+                    lst.append(v)
+            both(crash, key)
+        note(f"  run {i + 1}/{args.runs} crash: " + "; ".join(
+            f"{s.NAME} observed {fmt_ms(R[s.NAME]['crash'][0][-1])}, unobserved "
+            f"{fmt_ms(R[s.NAME]['crashq'][1][-1])}" for s in sups))
+    both(lambda s: stop(s, "one", WAIT_ONE), "crash clean-up")
+
+    for s in sups:  # one after the other: never both sets of idle workers at once
+        note(f"  {s.NAME}: starting {args.idle} idle workers...")
+        try:
+            R[s.NAME]["idle"] = s.idle(args.idle, args.window, args.settle)
+        except Exception:
+            note(f"--- {s.NAME} failed with {args.idle} idle workers; its log:\n{s.log_tail()}")
+            raise
+        r = R[s.NAME]["idle"]
+        note(f"  {s.NAME}: {r['workers']} idle, RSS {r['rss'] / 1024:.1f} MiB, CPU "
+             f"{r['cpu_s'] * 1000:.0f} ms in {r['elapsed']:.1f} s")
+    return R
+
+
+def fmt_ms(v):
+    return "n/a" if v is None else f"{v * 1000:.1f} ms"
+
+
+def report(sups, R, args, floors, load_before, machine):
+    names = [s.NAME for s in sups]
+    cols = {"giskard-supervisor": "giskard-supervisor", "supervisord": "supervisord " +
+            next((s.version for s in sups if isinstance(s, Supervisord)), "")}
+    lines = []
+    p = lines.append
+    p(f"## Worker supervision: giskard-supervisor vs supervisord ({time.strftime('%Y-%m-%d %H:%M')})")
+    p("")
+    for m in machine:
+        p(f"- {m}")
+    p(f"- load average (1/5/15 min) before: {' / '.join(f'{x:.2f}' for x in load_before)}; "
+      f"after: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    p(f"- {args.runs} runs of each latency after an untimed warm-up; cells are median (p90) in ms")
+    p("")
+    p("| measurement | " + " | ".join(cols[n] for n in names) + " |")
+    p("|---|" + "---:|" * len(names))
+
+    def row(title, fn):
+        cells = []
+        for n in names:
+            try:
+                cells.append(fn(R[n]))
+            except (KeyError, IndexError, TypeError, ValueError, statistics.StatisticsError):
+                cells.append("n/a")
+        p(f"| {title} | " + " | ".join(cells) + " |")
+
+    row("start -> running, 1 worker, observed (giskard: POST start, GET every 2 ms; "
+        "supervisord: startProcess wait=True)", lambda r: stats_ms(r["start1"][0]))
+    row("same runs, by the supervisor's own clock (command sent -> worker.running event / "
+        "`success:` log line)", lambda r: stats_ms(r["start1"][1]))
+    row("start -> running, 1 worker, unobserved (own clock; nobody polling)",
+        lambda r: stats_ms(r["start1q"][1]))
+    row("of which: command -> process launched (worker.starting event / `spawned:` line), "
+        "unobserved", lambda r: stats_ms(r["start1q"][2]))
+    row(f"start -> all running, {args.many} workers, observed (GET every 10 ms / "
+        "startProcessGroup wait=True)", lambda r: stats_ms(r["startN"][0]))
+    row(f"start -> all running, {args.many} workers, unobserved (own clock: last worker)",
+        lambda r: stats_ms(r["startNq"][1]))
+    row(f"of which: command -> all {args.many} launched, unobserved",
+        lambda r: stats_ms(r["startNq"][2]))
+    row("kill -9 -> replacement running, observed (poll every 2 ms)",
+        lambda r: stats_ms(r["crash"][0]))
+    row("kill -9 -> replacement running, unobserved (own clock)",
+        lambda r: stats_ms(r["crashq"][1]))
+    row("of which: kill -9 -> exit noticed (worker.exited event / `exited:` line), unobserved",
+        lambda r: stats_ms(r["crashq"][2]))
+    row("of which: kill -9 -> replacement launched (worker.starting / `spawned:`), unobserved",
+        lambda r: stats_ms(r["crashq"][3]))
+    row(f"supervisor RSS, 0 workers (MiB)", lambda r: f"{r['idle']['rss0'] / 1024:.1f}")
+    row(f"supervisor RSS, {args.idle} idle workers (MiB)",
+        lambda r: f"{r['idle']['rss'] / 1024:.1f}")
+    row(f"supervisor CPU, {args.idle} idle workers, over {args.window:.0f} s (ms; % of one core)",
+        lambda r: f"{r['idle']['cpu_s'] * 1000:.0f} ({100 * r['idle']['cpu_s'] / r['idle']['elapsed']:.2f} %)")
+    row(f"all {args.idle} workers' CPU over the same window (ms)",
+        lambda r: f"{r['idle']['workers_cpu_s'] * 1000:.0f}")
+    row(f"start {args.idle} workers -> all running (s; giskard: POST /kernels with "
+        f"workers={args.idle})", lambda r: f"{r['idle']['start_all']:.2f}")
+    row(f"launch -> running per worker during that start (own clock, median (p90) ms)",
+        lambda r: stats_ms(r["idle"]["launch_to_running"]))
+    row(f"stop {args.idle} workers -> all gone (s)", lambda r: f"{r['idle']['stop_all']:.2f}")
+    p("")
+    if "giskard-supervisor" in R:
+        g = R["giskard-supervisor"]
+        start1 = [v for v in g["start1"][0] if v is not None]
+        goal = "met" if start1 and statistics.median(start1) < 0.1 else "NOT met"
+        idle = g.get("idle")
+        p(f"- giskard goal start -> running < 100 ms (1 worker, observed median): **{goal}**; "
+          f"idle CPU with {args.idle} workers: "
+          + (f"{100 * idle['cpu_s'] / idle['elapsed']:.2f} % of one core" if idle else "n/a"))
+        p(f"- giskard, inside all those 1-worker starts: worker.starting -> worker.running "
+          f"(interpreter start, shim import, environment collection, dial, hello/welcome) "
+          f"{stats_ms(g['launch1'])} ms")
+    for label, values in floors:
+        p(f"- floor without any supervisor: {label}: {stats_ms(values)} ms")
+    p("- the programs differ: giskard runs its worker shim, which must start the interpreter, "
+      "import the shim, collect its environment (importlib.metadata, platform) and register "
+      "over the worker socket before it is \"running\"; supervisord runs the same venv's "
+      "python idle (`-c \"import signal; signal.pause()\"`, startsecs=0), \"running\" once its "
+      "main loop turns after the spawn; its main loop sleeps up to 1 s in poll() when nothing "
+      "wakes it, which the unobserved rows show")
+    p(f"- giskard config: [workers] start_seconds = {args.start_seconds}, "
+      f"registration_timeout_seconds = {args.registration_timeout}, other [workers] keys "
+      "default (heartbeat_seconds = 5: idle workers exchange heartbeats); supervisord: "
+      "autorestart=true, startsecs=0, redirect_stderr, logs to files")
+    problems = list(dict.fromkeys(f"{s.NAME}: {m}" for s in sups for m in s.problems))
+    if problems:
+        p("")
+        p("Problems seen:")
+        for m in problems:
+            p(f"- {m}")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", help="giskard-supervisor (required unless --only supervisord)")
+    parser.add_argument("--build-type", default="unknown")
+    parser.add_argument("--only", choices=("both", "giskard", "supervisord"), default="both")
+    parser.add_argument("--supervisord", default=shutil.which("supervisord") or
+                        "/usr/bin/supervisord")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the idle program's interpreter with --only supervisord")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--many", type=int, default=50)
+    parser.add_argument("--idle", type=int, default=200)
+    parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--settle", type=float, default=5.0,
+                        help="seconds between all idle workers running and the CPU window")
+    parser.add_argument("--start-seconds", type=int, default=1)
+    parser.add_argument("--registration-timeout", type=int, default=120)
+    parser.add_argument("--output", help="also write the report to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    if not 1 <= args.runs <= 50:
+        parser.error("--runs must be 1..50")
+    if args.only != "supervisord" and not (args.binary and os.access(args.binary, os.X_OK)):
+        parser.error("--binary PATH to an executable giskard-supervisor is required")
+    if args.only != "giskard" and not os.access(args.supervisord, os.X_OK):
+        parser.error(f"no supervisord at {args.supervisord} (apt-get install -y supervisor)")
+
+    nofile = raise_nofile()
+    load_before = os.getloadavg()
+    tmp = tempfile.mkdtemp(prefix="gsk-worker-bench-")
+    sups = []
+    floors = []
+    try:
+        python = args.python
+        if args.only != "supervisord":
+            g = Giskard(args, tmp)
+            sups.append(g)
+            g.start()
+            note("giskard-supervisor: building the kernel env (offline, untimed)...")
+            g.create("one", 1, BUILD_DEADLINE)
+            g.stop_kernel("one", WAIT_ONE)
+            g.create("many", args.many, WAIT_MANY)
+            g.stop_kernel("many", WAIT_MANY)
+            python = g.venv_python or python
+            if not g.venv_python:
+                g.problems.append("GET /api/v1/workers/{id} had no environment.pythonExecutable")
+        if args.only != "giskard":
+            s = Supervisord(args, tmp, python)
+            sups.append(s)
+            s.start()
+        floors.append((f"`{python} -c pass` (subprocess.run)", run_floor(python, "pass", 5)))
+        if args.only != "supervisord":
+            floors.append(("the shim's import + environment collection, same way",
+                           run_floor(python, SHIM_FLOOR_CODE, 5)))
+        R = measure(sups, args)
+        pyver = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                               capture_output=True, text=True, timeout=60).stdout.strip()
+        machine = [
+            f"nproc {os.cpu_count()} (usable here: {len(os.sched_getaffinity(0))}); "
+            f"{os.uname().release}; RLIMIT_NOFILE {nofile}",
+            f"worker interpreter: {python} (Python {pyver}), the giskard kernel's venv"
+            if args.only != "supervisord" else f"idle program interpreter: {python} "
+            f"(Python {pyver})",
+        ]
+        if args.only != "supervisord":
+            machine.append(f"giskard-supervisor: {args.binary} ({args.build_type})")
+        if args.only != "giskard":
+            machine.append(f"supervisord: {args.supervisord} (run by /usr/bin/python3, "
+                           f"own config in a temp dir, never the system service)")
+        text = report(sups, R, args, floors, load_before, machine)
+        print(text)
+        if args.output:
+            with open(args.output, "w") as f:
+                f.write(text)
+    finally:
+        for s in reversed(sups):
+            try:
+                s.close()
+            except Exception as e:  # keep cleaning up the others
+                note(f"closing {s.NAME}: {e!r}")
+        for s in sups:
+            for m in s.problems:
+                note(f"problem: {s.NAME}: {m}")
+        if args.keep:
+            note(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
