@@ -224,7 +224,11 @@ int RunDaemon(const config::Config& config) {
     router.SetDraining(true);
     http.Stop();
     environments.Shutdown();
-    workers.StopAll([] { spdlog::info("event=workers.all_stopped"); });
+    workers.StopAll([&io] {
+      spdlog::info("event=workers.all_stopped");
+      // Idle watchers (the log rotation's inotify read) would keep io.run() going forever.
+      io.stop();
+    });
   });
 
   auto count = db.CountKernels();

@@ -31,6 +31,8 @@ workers::WorkerPoolOptions PoolOptions(const config::Config& config) {
   o.stop_grace = w.stop_timeout;
   o.reconnect_deadline = w.reconnect;
   o.supervisor_socket = config.WorkerSocketPath().string();
+  o.adopted_log_rotate_bytes = static_cast<uint64_t>(w.log_rotate_bytes);
+  o.launch_one_per_turn = true;
   return o;
 }
 

@@ -22,13 +22,18 @@ void FakeProcessLauncher::Kill(const ProcessHandle& handle) {
   if (FindRunning(handle.pid())) stops_.push_back({handle.pid(), std::nullopt});
 }
 
-Result<ProcessHandle> FakeProcessLauncher::Adopt(int pid, int64_t start_time_ticks,
-                                                 bool own_group, ExitCallback on_exit) {
+Result<ProcessHandle> FakeProcessLauncher::Adopt(const AdoptSpec& spec, ExitCallback on_exit) {
+  int pid = spec.pid;
+  int64_t start_time_ticks = spec.start_time_ticks;
+  bool own_group = spec.own_group;
   for (auto it = foreign_.begin(); it != foreign_.end(); ++it) {
     if (it->first != pid || it->second != start_time_ticks) continue;
     foreign_.erase(it);
     ProcessHandle handle(launches_.size() + 1, pid, own_group ? pid : 0, start_time_ticks);
-    launches_.push_back({handle, ProcessSpec{}, true, std::move(on_exit), true});
+    ProcessSpec recorded;
+    recorded.log_file = spec.log_file;
+    recorded.log_rotate_bytes = spec.log_rotate_bytes;
+    launches_.push_back({handle, std::move(recorded), true, std::move(on_exit), true});
     return handle;
   }
   return NotFound("no process " + std::to_string(pid) + " with start time " +

@@ -33,8 +33,7 @@ class FakeProcessLauncher final : public ProcessLauncher {
   void Stop(const ProcessHandle& handle, std::chrono::milliseconds grace) override;
   void Kill(const ProcessHandle& handle) override;
   // Adopts only pids made "alive" with AddForeign (with their start time); kNotFound otherwise.
-  Result<ProcessHandle> Adopt(int pid, int64_t start_time_ticks, bool own_group,
-                              ExitCallback on_exit) override;
+  Result<ProcessHandle> Adopt(const AdoptSpec& spec, ExitCallback on_exit) override;
   // A process that runs but was not launched here (for Adopt).
   void AddForeign(int pid, int64_t start_time_ticks) { foreign_.push_back({pid, start_time_ticks}); }
 

@@ -176,12 +176,9 @@ void LogRotationWatcher::Unwatch(int token) {
   if (it == state_->entries.end() || --it->second.refs > 0) return;
   state_->entries.erase(it);
   if (state_->inotify.is_open()) ::inotify_rm_watch(state_->inotify.native_handle(), token);
-  // With nothing to watch, close the descriptor: its pending read would keep the io_context
-  // running after everything else stopped (the daemon would never exit). Watch reopens it.
-  if (state_->entries.empty()) {
-    boost::system::error_code ignored;
-    state_->inotify.close(ignored);
-  }
+  // The descriptor stays open with nothing to watch: closing an inotify fd blocks in the kernel
+  // for milliseconds, which would delay every restart of a lone worker. Its pending read keeps
+  // the io_context busy, so the daemon stops its io_context explicitly at shutdown.
 }
 
 }  // namespace gsk::process::internal

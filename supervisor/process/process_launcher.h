@@ -59,6 +59,15 @@ struct ProcessSpec {
   std::function<void(std::string_view line)> on_output;
 };
 
+// A running process to take charge of (ProcessLauncher::Adopt).
+struct AdoptSpec {
+  int pid = 0;
+  int64_t start_time_ticks = 0;  // /proc/<pid>/stat field 22, as recorded at launch
+  bool own_group = true;         // it leads its own process group (launched that way)
+  std::filesystem::path log_file;  // the log it writes itself, rotated as in ProcessSpec
+  uint64_t log_rotate_bytes = 0;
+};
+
 struct ExitInfo {
   int pid = 0;
   bool signaled = false;   // true: killed by signal code_or_signal; false: exited with a code
@@ -110,13 +119,12 @@ class ProcessLauncher {
   virtual void Kill(const ProcessHandle& handle) = 0;
 
   // Takes charge of a process that this launcher did not start: a worker left running by a
-  // supervisor that crashed. kNotFound if no process `pid` runs with that start time (it exited,
-  // or the pid was reused). Then as for Launch: Stop/Kill work, hitting the process group when
-  // `own_group`, and on_exit is called once it and its group are gone; its exit status cannot be
-  // collected (it is not our child), so ExitInfo has code_or_signal -1 unless the launcher
-  // signaled it, in which case signaled and that signal are reported.
-  virtual Result<ProcessHandle> Adopt(int pid, int64_t start_time_ticks, bool own_group,
-                                      ExitCallback on_exit) = 0;
+  // supervisor that crashed. kNotFound if no process `spec.pid` runs with that start time (it
+  // exited, or the pid was reused). Then as for Launch: Stop/Kill work, hitting the process
+  // group when `own_group`, the log file keeps being rotated, and on_exit is called once it and
+  // its group are gone; its exit status cannot be collected (it is not our child), so ExitInfo
+  // has code_or_signal -1.
+  virtual Result<ProcessHandle> Adopt(const AdoptSpec& spec, ExitCallback on_exit) = 0;
 };
 
 // The launcher of real processes, its async work on `io`. REQUIRES: `io` outlives it, and one

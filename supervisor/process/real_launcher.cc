@@ -37,8 +37,7 @@ class RealLauncher final : public ProcessLauncher {
     if (ChildProcess* child = Find(handle)) child->Kill();
   }
 
-  Result<ProcessHandle> Adopt(int pid, int64_t start_time_ticks, bool own_group,
-                              ExitCallback on_exit) override;
+  Result<ProcessHandle> Adopt(const AdoptSpec& spec, ExitCallback on_exit) override;
 
  private:
   ChildProcess* Find(const ProcessHandle& handle) {
@@ -96,8 +95,8 @@ Result<ProcessHandle> RealLauncher::Launch(ProcessSpec spec, ExitCallback on_exi
   return handle;
 }
 
-Result<ProcessHandle> RealLauncher::Adopt(int pid, int64_t start_time_ticks, bool own_group,
-                                          ExitCallback on_exit) {
+Result<ProcessHandle> RealLauncher::Adopt(const AdoptSpec& spec, ExitCallback on_exit) {
+  int pid = spec.pid;
   std::string what = "process " + std::to_string(pid);
   if (pid <= 0) return InvalidArgument("cannot adopt " + what);
   // Open the pidfd first, then check the start time: if it matches, the pidfd refers to that
@@ -105,18 +104,28 @@ Result<ProcessHandle> RealLauncher::Adopt(int pid, int64_t start_time_ticks, boo
   internal::UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd) return NotFound(what + " is gone");
   Result<int64_t> start = ProcessStartTime(pid);
-  if (!start.ok() || *start != start_time_ticks) {
+  if (!start.ok() || *start != spec.start_time_ticks) {
     return NotFound(what + " is not the one recorded (its start time differs: the pid was reused)");
   }
-  ProcessHandle handle(next_id_++, pid, own_group ? pid : 0, start_time_ticks);
+  std::optional<int> watch;
+  if (!spec.log_file.empty() && spec.log_rotate_bytes > 0) {
+    // Best effort: a log that cannot be watched only grows.
+    Result<int> token = watcher_.Watch(spec.log_file, spec.log_rotate_bytes);
+    if (token.ok()) watch = *token;
+  }
+  ProcessHandle handle(next_id_++, pid, spec.own_group ? pid : 0, spec.start_time_ticks);
   ChildProcess::Options options;
   options.handle = handle;
   options.on_exit = std::move(on_exit);
   options.adopted_pidfd = std::move(pidfd);
   options.on_done = [this, id = handle.id()] { Forget(id); };
   auto child = std::make_shared<ChildProcess>(io_, std::move(options));
-  GSK_RETURN_IF_ERROR(child->Start());
+  if (Status started = child->Start(); !started.ok()) {
+    if (watch) watcher_.Unwatch(*watch);
+    return started;
+  }
   children_.emplace(handle.id(), std::move(child));
+  if (watch) watch_tokens_.emplace(handle.id(), *watch);
   return handle;
 }
 

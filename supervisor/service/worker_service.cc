@@ -89,13 +89,12 @@ Result<workers::LaunchTemplate> WorkerService::Template(const store::KernelRow& 
   t.env["GSK_HEARTBEAT_SECONDS"] = Seconds(options_.heartbeat);
   t.env["GSK_ORPHAN_GRACE_SECONDS"] = Seconds(options_.reconnect);
   t.cwd = options_.work_dir;
-  t.cwd_per_worker = true;
-  if (!t.env.count("HOME")) t.env["HOME"] = (options_.work_dir / "home").string();
+  t.cwd_per_worker = true;  // also HOME, unless the kernel's env sets it
   t.log_dir = options_.log_dir;
   t.log_rotate_bytes = options_.log_rotate_bytes;
   t.limits = options_.limits;
   std::error_code ec;
-  std::filesystem::create_directories(options_.work_dir / "home", ec);
+  std::filesystem::create_directories(options_.work_dir, ec);
   std::filesystem::create_directories(options_.log_dir, ec);
   if (ec) return Internal("creating " + options_.log_dir.string() + ": " + ec.message());
   return t;

@@ -26,7 +26,8 @@ struct LaunchTemplate {
   std::vector<std::string> argv;  // e.g. {venv/bin/python, -m, giskard_worker_shim, serve-managed}
   std::map<std::string, std::string> env;  // the complete environment otherwise
   std::filesystem::path cwd;
-  // Each worker runs in cwd/<worker id>, created (mode 0700) at launch, instead of cwd itself.
+  // Each worker runs in cwd/<worker id>, created (mode 0700) at launch, instead of cwd itself;
+  // it is also the worker's HOME unless `env` sets one.
   bool cwd_per_worker = false;
   // Each worker's output goes to log_dir/<worker id>.log (rotated at log_rotate_bytes); empty:
   // output is discarded.

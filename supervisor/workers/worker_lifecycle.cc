@@ -33,6 +33,7 @@ Result<process::ProcessSpec> WorkerPool::MakeSpec(Worker& w) {
     std::filesystem::create_directories(spec.cwd, ec);
     if (ec) return Internal("creating the working directory " + spec.cwd.string() + ": " + ec.message());
     std::filesystem::permissions(spec.cwd, std::filesystem::perms::owner_all, ec);
+    if (!spec.env.count("HOME")) spec.env["HOME"] = spec.cwd.string();
   }
   spec.limits = launch.limits;
   spec.new_process_group = true;
@@ -45,7 +46,39 @@ Result<process::ProcessSpec> WorkerPool::MakeSpec(Worker& w) {
   return spec;
 }
 
+void WorkerPool::QueueLaunch(Worker& w, std::string why) {
+  w.queued = true;
+  w.info.state = WorkerState::kStarting;  // shown as such; the transition comes with the launch
+  launch_queue_.emplace_back(w.info.id, std::move(why));
+  if (launch_timer_ == 0) {
+    launch_timer_ = timers_.After(std::chrono::milliseconds(0), [this] {
+      launch_timer_ = 0;
+      PumpLaunches();
+    });
+  }
+}
+
+void WorkerPool::PumpLaunches() {
+  while (!launch_queue_.empty()) {
+    auto [id, why] = std::move(launch_queue_.front());
+    launch_queue_.erase(launch_queue_.begin());
+    Worker* w = Find(id);
+    // Stopped, deleted or restarted since it was queued: nothing to do for it.
+    if (w == nullptr || !w->queued || w->info.state != WorkerState::kStarting) continue;
+    w->info.state = WorkerState::kStopped;
+    Launch(*w, why);
+    break;  // one launch per turn
+  }
+  if (!launch_queue_.empty() && launch_timer_ == 0) {
+    launch_timer_ = timers_.After(std::chrono::milliseconds(0), [this] {
+      launch_timer_ = 0;
+      PumpLaunches();
+    });
+  }
+}
+
 void WorkerPool::Launch(Worker& w, std::string_view why) {
+  w.queued = false;
   if (shutting_down_) {
     if (w.info.state != WorkerState::kStopped)
       Transition(w, WorkerState::kStopped, "shutting down");

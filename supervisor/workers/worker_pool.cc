@@ -39,6 +39,7 @@ WorkerPool::WorkerPool(process::ProcessLauncher& launcher, Timers& timers, const
 
 WorkerPool::~WorkerPool() {
   for (auto& [id, w] : workers_) CancelTimer(*w);
+  if (launch_timer_ != 0) timers_.Cancel(launch_timer_);
 }
 
 Status WorkerPool::SetWanted(const std::string& kernel, int n, LaunchTemplate launch) {
@@ -84,9 +85,25 @@ Status WorkerPool::FillUp(const std::string& kernel, std::string_view why) {
     w->info.kernel = kernel;
     w->info.created_at_ms = w->info.updated_at_ms = clock_.NowUnixMillis();
     Worker& added = *workers_.emplace(id, std::move(w)).first->second;
-    Launch(added, why);
+    if (options_.launch_one_per_turn) {
+      QueueLaunch(added, std::string(why));
+    } else {
+      Launch(added, why);
+    }
   }
   return Status::Ok();
+}
+
+process::AdoptSpec WorkerPool::AdoptSpecOf(const AdoptRecord& record) const {
+  process::AdoptSpec spec;
+  spec.pid = record.pid;
+  spec.start_time_ticks = record.process_start_ticks;
+  spec.own_group = true;  // every worker is launched as the leader of its own group
+  spec.log_file = record.log_file;
+  auto k = kernels_.find(record.kernel);
+  spec.log_rotate_bytes = k != kernels_.end() ? k->second.launch.log_rotate_bytes : 0;
+  if (spec.log_rotate_bytes == 0) spec.log_rotate_bytes = options_.adopted_log_rotate_bytes;
+  return spec;
 }
 
 Status WorkerPool::Adopt(const AdoptRecord& record) {
@@ -108,7 +125,7 @@ Status WorkerPool::Adopt(const AdoptRecord& record) {
   std::optional<TokenDigest> token = DigestFromHex(record.token_hash);
   std::weak_ptr<int> alive = alive_;
   Result<process::ProcessHandle> handle =
-      token ? launcher_.Adopt(record.pid, record.process_start_ticks, true,
+      token ? launcher_.Adopt(AdoptSpecOf(record),
                               [this, alive, id = record.id](const process::ExitInfo& exit) {
                                 if (alive.lock()) OnExit(id, exit);
                               })
@@ -196,7 +213,7 @@ void WorkerPool::StopAll(std::function<void()> on_done) {
   for (const std::string& id : ids) {
     Worker* w = Find(id);
     if (w == nullptr) continue;
-    if (w->has_process || w->info.state == WorkerState::kBackoff) {
+    if (w->has_process || w->queued || w->info.state == WorkerState::kBackoff) {
       BeginStop(*w, w->after_stop == AfterStop::kRemove ? AfterStop::kRemove : AfterStop::kStay,
                 "the supervisor is stopping");
     }

@@ -42,6 +42,13 @@ struct WorkerPoolOptions {
   // again within this.
   std::chrono::milliseconds reconnect_deadline{60'000};
   std::string supervisor_socket;  // GSK_SUPERVISOR_SOCKET for the workers
+  // Log rotation size for adopted workers (their kernel's launch is not known yet); 0 = none.
+  uint64_t adopted_log_rotate_bytes = 0;
+  // Launch the new workers of a burst (SetWanted, replacements) one per event-loop turn (a 0 ms
+  // timer each) rather than all in one call, so that hellos and requests are served between
+  // launches: each launch waits for its child's exec, which takes long on a loaded machine.
+  // Until launched, such a worker shows as starting, without a pid.
+  bool launch_one_per_turn = false;
   // Makes a new worker id; default "<kernel>-<8 random hex digits>". Must be unique.
   std::function<std::string(const std::string& kernel)> new_worker_id;
 };
@@ -108,6 +115,7 @@ class WorkerPool {
     TimerId timer = 0;  // the one timer of the current state, 0 if none
     int64_t running_since_mono_ms = 0;
     bool deadline_missed = false;
+    bool queued = false;  // waiting in launch_queue_ (launch_one_per_turn)
     AfterStop after_stop = AfterStop::kStay;
   };
   struct Kernel {
@@ -132,10 +140,13 @@ class WorkerPool {
   void CancelTimer(Worker& w);
   void OnBackoffDone(const std::string& id);
   void MaybeFinishStopAll();
+  void QueueLaunch(Worker& w, std::string why);
+  void PumpLaunches();
   std::chrono::milliseconds BackoffDelay(int64_t failures) const;
 
   // worker_pool.cc
   Result<std::string> NewWorkerId(const std::string& kernel);
+  process::AdoptSpec AdoptSpecOf(const AdoptRecord& record) const;
   // Launches new workers until `kernel` has as many as it wants (not counting those on their
   // way out).
   Status FillUp(const std::string& kernel, std::string_view why);
@@ -149,6 +160,8 @@ class WorkerPool {
   std::map<std::string, Kernel> kernels_;
   std::map<std::string, std::unique_ptr<Worker>> workers_;  // by id
   uint64_t next_seq_ = 1;
+  std::vector<std::pair<std::string, std::string>> launch_queue_;  // (id, why), oldest first
+  TimerId launch_timer_ = 0;
   bool shutting_down_ = false;
   std::function<void()> on_stopped_all_;
   // Exit callbacks hold a weak reference: they do nothing once the pool is gone.

@@ -30,6 +30,7 @@ class WorkerPoolAdoptTest : public WorkerPoolTest {
     r.restarts = 2;
     r.python_version = "3.11.2";
     r.started_at_ms = clock_.NowUnixMillis() - 60'000;
+    r.log_file = "/var/log/giskard/workers/" + id + ".log";
     if (alive) launcher_.AddForeign(pid, 777);
     return r;
   }
@@ -52,8 +53,9 @@ TEST_F(WorkerPoolAdoptTest, AnAdoptedRunningWorkerReconnectsAndIsCountedSoNoDupl
   EXPECT_EQ(w.pid, 500);
   EXPECT_EQ(w.restarts, 2);
   ASSERT_TRUE(pool_->SetWanted("k", 1, Template()).ok());
-  EXPECT_TRUE(launcher_.launches().size() == 1 && launcher_.launches()[0].adopted)
-      << "an adopted worker counts towards the wanted number";
+  ASSERT_EQ(launcher_.launches().size(), 1u) << "an adopted worker counts towards the wanted number";
+  EXPECT_TRUE(launcher_.launches()[0].adopted);
+  EXPECT_EQ(launcher_.launches()[0].spec.log_file, "/var/log/giskard/workers/k-a.log");
   ASSERT_TRUE(pool_->OnRegistered(Hello("k-a", 500)).ok());
   EXPECT_TRUE(Info("k-a").connected);
   EXPECT_EQ(timers_.pending(), 0u);  // the reconnect deadline was cancelled
@@ -147,6 +149,7 @@ TEST_F(WorkerPoolAdoptTest, EachWorkerGetsItsOwnWorkingDirectory) {
   LaunchTemplate t = Template();
   t.cwd = root;
   t.cwd_per_worker = true;
+  t.env.erase("HOME");
   ASSERT_TRUE(pool_->SetWanted("k", 2, t).ok());
   ASSERT_EQ(launcher_.launches().size(), 2u);
   fs::path first = launcher_.launches()[0].spec.cwd;
@@ -155,7 +158,32 @@ TEST_F(WorkerPoolAdoptTest, EachWorkerGetsItsOwnWorkingDirectory) {
   EXPECT_EQ(first.parent_path(), root);
   EXPECT_TRUE(fs::is_directory(first));
   EXPECT_EQ(fs::status(first).permissions() & fs::perms::all, fs::perms::owner_all);
+  EXPECT_EQ(launcher_.launches()[0].spec.env.at("HOME"), first.string());
   fs::remove_all(root);
+}
+
+TEST_F(WorkerPoolAdoptTest, ABurstIsLaunchedOnePerTurnAndCanBeStoppedBeforeItsLaunch) {
+  WorkerPoolOptions o = Options();
+  o.launch_one_per_turn = true;
+  int ids = 0;
+  o.new_worker_id = [&ids](const std::string& kernel) { return kernel + "-" + std::to_string(++ids); };
+  WorkerPool pool(launcher_, timers_, clock_, observer_, o);
+  ASSERT_TRUE(pool.SetWanted("k", 3, Template()).ok());
+  EXPECT_TRUE(launcher_.launches().empty());
+  EXPECT_EQ(pool.Get("k-1")->state, WorkerState::kStarting);  // queued, shown as starting
+  EXPECT_EQ(pool.Get("k-1")->pid, 0);
+  ASSERT_TRUE(pool.Stop("k-3").ok());  // stopped while still queued: never launched
+  EXPECT_EQ(pool.Get("k-3")->state, WorkerState::kStopped);
+  // FakeTimers runs the chained 0 ms timers in one Advance; asio runs one per turn.
+  timers_.Advance(std::chrono::milliseconds(0));
+  EXPECT_EQ(launcher_.launches().size(), 2u);
+  EXPECT_THAT(observer_.Path("k-2"), ElementsAre("stopped->starting"));
+  EXPECT_THAT(observer_.Path("k-3"), ElementsAre("starting->stopped"));
+  bool done = false;
+  pool.StopAll([&done] { done = true; });
+  EXPECT_FALSE(done);
+  for (int pid : launcher_.RunningPids()) launcher_.Exit(pid, 0);
+  EXPECT_TRUE(done);
 }
 
 }  // namespace

@@ -50,6 +50,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xmlrpc.client
 
@@ -168,6 +169,41 @@ def wait_until(predicate, timeout, interval, what):
         time.sleep(interval)
 
 
+class Pinger:
+    """Calls `ping` (a health request on a new connection) every `interval` s in a thread and
+    keeps the worst answer time: how responsive the supervisor stays while it is busy."""
+
+    def __init__(self, ping, interval=0.1):
+        self.ping = ping
+        self.interval = interval
+        self.latencies = []
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            start = time.monotonic()
+            try:
+                self.ping()
+            except Exception:  # noqa: BLE001  (counted; the benchmark goes on)
+                self.errors += 1
+            self.latencies.append(time.monotonic() - start)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(HTTP_TIMEOUT + 5)
+
+    @property
+    def worst(self):
+        return max(self.latencies) if self.latencies else None
+
+
 def run_floor(python, code, runs):
     """Wall time of `python -c code` (subprocess spawn included), `runs` times."""
     out = []
@@ -254,7 +290,7 @@ class Giskard:
         self.event_cursor = 0
         self.pids = set()      # every worker pid seen, to check none is left at the end
         self.problems = []     # daemon misbehaviour seen, for the report
-        self.quick = {}        # id -> (restarts, quickFailures) seen at the 200-worker check
+        self.first_last = (None, None)  # set by launch_to_running()
 
     # lifecycle
 
@@ -412,8 +448,12 @@ class Giskard:
         return client, own, launched
 
     def launch_to_running(self, after):
-        """(worker.starting -> worker.running) of every worker since event `after`."""
+        """(worker.starting -> worker.running) of every worker since event `after`; also sets
+        first_last = (time of the last worker.starting, time of the first worker.running)."""
         evs = self.events_since(after)
+        starts = [parse_rfc3339_ms(e["time"]) for e in evs if e["kind"] == "worker.starting"]
+        runs = [parse_rfc3339_ms(e["time"]) for e in evs if e["kind"] == "worker.running"]
+        self.first_last = (max(starts) if starts else None, min(runs) if runs else None)
         first, out = {}, []
         for e in evs:
             if e["kind"] == "worker.starting":
@@ -463,11 +503,36 @@ class Giskard:
                                  f"{x.get('restarts')}")
         return client, own, detect, launched
 
+    def healthz(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.daemon.port, timeout=HTTP_TIMEOUT)
+        try:
+            conn.request("GET", "/healthz")
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"/healthz -> {resp.status}")
+        finally:
+            conn.close()
+
     def idle(self, n, window, settle):
         res = {"rss0": rss_kib(self.pid)}
         after = self.last_event_id()
-        res["start_all"] = self.create("idle", n, WAIT_IDLE, poll=0.1)
+        t_wall = time.time()
+        with Pinger(self.healthz) as ping:
+            res["start_all"] = self.create("idle", n, WAIT_IDLE, poll=0.1)
+        res["ping_worst"] = ping.worst
         res["launch_to_running"] = self.launch_to_running(after)
+        res["last_launch"], res["first_running"] = self.first_last
+        if res["first_running"] is not None and res["last_launch"] is not None \
+                and res["first_running"] >= res["last_launch"]:
+            self.problems.append(
+                f"starting {n} workers: no worker was registered before the last one was "
+                f"launched (last worker.starting +{res['last_launch'] - t_wall:.2f} s, first "
+                f"worker.running +{res['first_running'] - t_wall:.2f} s); /healthz took up to "
+                f"{(ping.worst or 0) * 1000:.0f} ms meanwhile: the launches block the event loop")
+        for k in ("last_launch", "first_running"):
+            if res[k] is not None:
+                res[k] -= t_wall
         time.sleep(settle)
         ws = self.workers("idle")
         pids = [w["pid"] for w in ws if w["state"] == "running"]
@@ -755,13 +820,18 @@ class Supervisord:
     def idle(self, n, window, settle):
         res = {"rss0": rss_kib(self.pid)}
         offset = self.log_offset()
+        t_wall = time.time()
         start = time.monotonic()
-        self.proxy(WAIT_IDLE).supervisor.startProcessGroup("idle", True)
-        wait_until(lambda: self.all_running("idle"), WAIT_IDLE, 0.05, "idle group RUNNING")
+        with Pinger(lambda: self.proxy().supervisor.getState()) as ping:
+            self.proxy(WAIT_IDLE).supervisor.startProcessGroup("idle", True)
+            wait_until(lambda: self.all_running("idle"), WAIT_IDLE, 0.05, "idle group RUNNING")
         res["start_all"] = time.monotonic() - start
+        res["ping_worst"] = ping.worst
         spawned = self.spawned(offset)
         ok = self.successes(offset, set(spawned))
         res["launch_to_running"] = [ok[k] - spawned[k] for k in ok]
+        res["last_launch"] = max(spawned.values()) - t_wall if spawned else None
+        res["first_running"] = min(ok.values()) - t_wall if ok else None
         time.sleep(settle)
         pids = [p["pid"] for p in self.infos("idle") if p["state"] == RUNNING]
         res.update(measure_window(self.pid, pids, window))
@@ -923,6 +993,10 @@ def report(sups, R, args, floors, load_before, machine):
         f"workers={args.idle})", lambda r: f"{r['idle']['start_all']:.2f}")
     row(f"launch -> running per worker during that start (own clock, median (p90) ms)",
         lambda r: stats_ms(r["idle"]["launch_to_running"]))
+    row(f"during that start: last worker launched / first worker running (s after the command)",
+        lambda r: f"{r['idle']['last_launch']:.2f} / {r['idle']['first_running']:.2f}")
+    row(f"during that start: slowest health request, every 100 ms on a new connection (ms; "
+        f"GET /healthz / XML-RPC getState)", lambda r: f"{r['idle']['ping_worst'] * 1000:.0f}")
     row(f"stop {args.idle} workers -> all gone (s)", lambda r: f"{r['idle']['stop_all']:.2f}")
     p("")
     if "giskard-supervisor" in R:
