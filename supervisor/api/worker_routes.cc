@@ -51,17 +51,19 @@ HttpResponse Router::KernelWorkers(const HttpRequest& request, const std::string
                                    const std::string& action) {
   if (options_.workers == nullptr) return NoWorkers();
   if (request.method != "POST") return MethodNotAllowed(request.method, "POST");
-  Result<store::KernelRow> row = Status::Ok();
-  if (action == "start") {
-    std::optional<int> workers;
-    if (Status s = ParseStartBody(request.body, &workers); !s.ok()) return StatusResponse(s);
-    row = options_.workers->StartKernel(name, workers, CallerOf(request));
-  } else {
-    if (!request.body.empty() && request.body != "{}") {
-      return StatusResponse(InvalidArgument("stop takes no body (or {})"));
+  service::Caller caller = CallerOf(request);
+  auto run = [&]() -> Result<store::KernelRow> {
+    if (action == "start") {
+      std::optional<int> workers;
+      GSK_RETURN_IF_ERROR(ParseStartBody(request.body, &workers));
+      return options_.workers->StartKernel(name, workers, caller);
     }
-    row = options_.workers->StopKernel(name, CallerOf(request));
-  }
+    if (!request.body.empty() && request.body != "{}") {
+      return InvalidArgument("stop takes no body (or {})");
+    }
+    return options_.workers->StopKernel(name, caller);
+  };
+  Result<store::KernelRow> row = run();
   if (!row.ok()) return StatusResponse(row.status());
   return JsonResponse(200, KernelJson(*row));
 }

@@ -12,7 +12,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <filesystem>
-#include <future>
+#include <condition_variable>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -93,16 +94,23 @@ class WorkerSocketTest : public ::testing::Test {
       if (r.token != "good") return Unauthenticated("wrong token for worker \"" + r.worker_id + "\"");
       return Status::Ok();
     };
-    o.on_disconnect = [this](const std::string& id) { disconnected_.set_value(id); };
+    o.on_disconnect = [this](const std::string& id) {
+      std::lock_guard<std::mutex> lock(mu_);
+      disconnected_.push_back(id);
+      cv_.notify_all();
+    };
     server_ = std::make_unique<WorkerSocket>(io_, o);
     ASSERT_TRUE(server_->Listen().ok());
     thread_ = std::thread([this] { io_.run(); });
   }
   fs::path Path() const { return dir_ / "workers.sock"; }
+  // The first disconnection reported (later ones, at teardown, are ignored).
   std::string WaitDisconnected() {
-    auto f = disconnected_.get_future();
-    if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return "(none)";
-    return f.get();
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(5), [this] { return !disconnected_.empty(); })) {
+      return "(none)";
+    }
+    return disconnected_.front();
   }
 
   fs::path dir_;
@@ -112,7 +120,9 @@ class WorkerSocketTest : public ::testing::Test {
   std::unique_ptr<WorkerSocket> server_;
   std::thread thread_;
   std::vector<workers::Registration> hellos_;  // written on the io thread, read after join
-  std::promise<std::string> disconnected_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> disconnected_;  // written on the io thread
 };
 
 TEST_F(WorkerSocketTest, TheSocketIsOwnerOnly) {

@@ -1,5 +1,7 @@
 #include "supervisor/service/kernel_service.h"
 
+#include "supervisor/service/file_chunk.h"
+
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -187,20 +189,10 @@ Result<KernelService::LogChunk> KernelService::BuildLog(const std::string& name,
   chunk.next_offset = offset;
   chunk.complete = row.status == "ready" || row.status == "failed";
   if (envs_ == nullptr || row.type != "PROCESS") return chunk;
-  std::ifstream in(envs_->LogPath(row.env_hash), std::ios::binary);
-  if (!in) return chunk;  // no build has started yet
-  in.seekg(0, std::ios::end);
-  chunk.size = static_cast<uint64_t>(in.tellg());
-  if (offset >= chunk.size) {
-    chunk.next_offset = chunk.size;
-    return chunk;
-  }
-  uint64_t n = std::min(limit, chunk.size - offset);
-  chunk.text.resize(n);
-  in.seekg(static_cast<std::streamoff>(offset));
-  in.read(chunk.text.data(), static_cast<std::streamsize>(n));
-  chunk.text.resize(static_cast<size_t>(in.gcount()));
-  chunk.next_offset = offset + chunk.text.size();
+  FileChunk read = ReadFileChunk(envs_->LogPath(row.env_hash), offset, limit);
+  chunk.text = std::move(read.text);
+  chunk.next_offset = read.next_offset;
+  chunk.size = read.size;
   return chunk;
 }
 

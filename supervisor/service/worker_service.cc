@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "supervisor/service/file_chunk.h"
 #include "supervisor/store/store.h"
 
 namespace gsk::service {
@@ -252,24 +253,9 @@ int WorkerService::Running(const std::string& kernel) const {
 Result<WorkerService::LogChunk> WorkerService::Logs(const std::string& id, uint64_t offset,
                                                     uint64_t limit) const {
   GSK_ASSIGN_OR_RETURN(workers::WorkerInfo w, Get(id));
-  LogChunk chunk;
-  chunk.next_offset = offset;
   std::string path = w.log_file.empty() ? (options_.log_dir / (id + ".log")).string() : w.log_file;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return chunk;  // nothing written yet
-  in.seekg(0, std::ios::end);
-  chunk.size = static_cast<uint64_t>(in.tellg());
-  if (offset >= chunk.size) {
-    chunk.next_offset = chunk.size;
-    return chunk;
-  }
-  uint64_t n = std::min(limit, chunk.size - offset);
-  chunk.text.resize(n);
-  in.seekg(static_cast<std::streamoff>(offset));
-  in.read(chunk.text.data(), static_cast<std::streamsize>(n));
-  chunk.text.resize(static_cast<size_t>(in.gcount()));
-  chunk.next_offset = offset + chunk.text.size();
-  return chunk;
+  FileChunk read = ReadFileChunk(path, offset, limit);
+  return LogChunk{std::move(read.text), read.next_offset, read.size};
 }
 
 nlohmann::json WorkerToJson(const workers::WorkerInfo& w, bool environment, int64_t now_ms) {
