@@ -140,8 +140,9 @@ void EnvManager::Ensure(const EnvRequest& request, bool retry_failed) {
     bool intact = fs::exists(EnvPath(row.hash) / kReadyMarker);
     if (row.status == "ready" && intact) {
       (void)store_->TouchEnv(row.hash, clock_->NowUnixMillis());
+      // No Notify: whoever asked (a kernel create or replace, the startup) reconciles the kernel
+      // itself, and a notice per call would cost O(kernels) each time thousands share an env.
       (void)store_->SetKernelsStatus(row.hash, "ready", "", clock_->NowUnixMillis());
-      Notify(row.hash);
       return;
     }
     if (row.status == "failed" && !retry_failed) {

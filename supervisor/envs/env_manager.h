@@ -79,7 +79,8 @@ class EnvManager final : public Environments {
   void Shutdown();
 
   // Called with an env's hash, soon after (posted to the io_context, never inside the call that
-  // caused it), whenever its kernels may have become ready, failed or gone back to building.
+  // caused it), when a build of it ended (ready or failed) or a rebuild sent its kernels back to
+  // building. Not when Ensure finds the env ready at once: the caller knows that already.
   void SetOnChange(std::function<void(const std::string& hash)> on_change) {
     on_change_ = std::move(on_change);
   }

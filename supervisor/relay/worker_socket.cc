@@ -199,7 +199,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 };
 
 void WorkerSocket::Impl::Accept() {
-  acceptor.async_accept([this](ErrorCode ec, Socket socket) {
+  // The handler holds the Impl: it may run after the WorkerSocket is gone (aborted).
+  acceptor.async_accept([this, self = weak_self.lock()](ErrorCode ec, Socket socket) {
     if (closed) return;
     if (!ec) {
       if (static_cast<int>(connections.size()) >= options.max_connections) {

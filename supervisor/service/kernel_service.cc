@@ -3,6 +3,7 @@
 #include "supervisor/service/file_chunk.h"
 
 #include <fstream>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -199,10 +200,15 @@ Result<KernelService::LogChunk> KernelService::BuildLog(const std::string& name,
 void KernelService::ResumeEnvironments() {
   auto rows = store_->ListKernels();
   if (!rows.ok() || envs_ == nullptr) return;
+  // Once per env: Ensure updates every kernel of the hash, so once per kernel would cost
+  // O(kernels^2) at startup when thousands of kernels share an env.
+  std::set<std::string> done;
   for (const auto& row : *rows) {
-    if (row.type != "PROCESS") continue;
+    if (row.type != "PROCESS" || done.count(row.env_hash) != 0) continue;
     auto spec = spec::ParseKernelDocument(row.spec_json, options_.parse);
-    if (spec.ok()) EnsureEnv(*spec, row.env_hash, /*retry_failed=*/false);
+    if (!spec.ok()) continue;
+    done.insert(row.env_hash);
+    EnsureEnv(*spec, row.env_hash, /*retry_failed=*/false);
   }
 }
 

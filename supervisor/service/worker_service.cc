@@ -1,6 +1,7 @@
 #include "supervisor/service/worker_service.h"
 
 #include <algorithm>
+#include <set>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -109,7 +110,7 @@ void WorkerService::Reconcile(const std::string& kernel) {
     return;
   }
   if (!row->has_value() || (*row)->type != "PROCESS") {
-    if (pool_->Wanted(kernel) > 0 || !pool_->List(kernel).empty()) {
+    if (pool_->Wanted(kernel) > 0 || pool_->HasWorkers(kernel)) {
       (void)pool_->SetWanted(kernel, 0, {});
     }
     launched_generation_.erase(kernel);
@@ -124,7 +125,7 @@ void WorkerService::Reconcile(const std::string& kernel) {
   }
   int wanted = (k.status == "ready" && !k.workers_stopped) ? spec->workers : 0;
   if (wanted == 0) {
-    (void)pool_->SetWanted(kernel, 0, {});
+    if (pool_->Wanted(kernel) > 0 || pool_->HasWorkers(kernel)) (void)pool_->SetWanted(kernel, 0, {});
     launched_generation_.erase(kernel);
     return;
   }
@@ -147,7 +148,10 @@ void WorkerService::Reconcile(const std::string& kernel) {
     return;
   }
   if (changed) {
-    for (const workers::WorkerInfo& w : pool_->List(kernel)) (void)pool_->Restart(w.id);
+    // Only those with a process: a worker stopped by hand (or fatal) stays as it is.
+    for (const workers::WorkerInfo& w : pool_->List(kernel)) {
+      if (w.pid > 0) (void)pool_->Restart(w.id);
+    }
   }
 }
 
@@ -162,12 +166,10 @@ void WorkerService::ReconcileEnv(const std::string& env_hash) {
 void WorkerService::ReconcileAll() {
   auto rows = store_->ListKernels();
   if (!rows.ok()) return;
-  std::vector<std::string> names;
-  for (const store::KernelRow& row : *rows) names.push_back(row.name);
+  std::set<std::string> names;
+  for (const store::KernelRow& row : *rows) names.insert(row.name);
   // Workers adopted for kernels deleted while the supervisor was down are stopped.
-  for (const workers::WorkerInfo& w : pool_->List()) {
-    if (std::find(names.begin(), names.end(), w.kernel) == names.end()) names.push_back(w.kernel);
-  }
+  for (const workers::WorkerInfo& w : pool_->List()) names.insert(w.kernel);
   for (const std::string& name : names) Reconcile(name);
 }
 
@@ -243,11 +245,7 @@ Status WorkerService::Delete(const std::string& id) {
 }
 
 int WorkerService::Running(const std::string& kernel) const {
-  int n = 0;
-  for (const workers::WorkerInfo& w : pool_->List(kernel)) {
-    if (w.state == workers::WorkerState::kRunning) ++n;
-  }
-  return n;
+  return pool_->CountRunning(kernel);
 }
 
 Result<WorkerService::LogChunk> WorkerService::Logs(const std::string& id, uint64_t offset,

@@ -283,6 +283,21 @@ std::vector<WorkerInfo> WorkerPool::List(const std::string& kernel) const {
   return out;
 }
 
+int WorkerPool::CountRunning(const std::string& kernel) const {
+  int n = 0;
+  for (const auto& [id, w] : workers_) {
+    if (w->info.kernel == kernel && w->info.state == WorkerState::kRunning) ++n;
+  }
+  return n;
+}
+
+bool WorkerPool::HasWorkers(const std::string& kernel) const {
+  for (const auto& [id, w] : workers_) {
+    if (w->info.kernel == kernel) return true;
+  }
+  return false;
+}
+
 Result<std::string> WorkerPool::NewWorkerId(const std::string& kernel) {
   for (int attempt = 0; attempt < 8; ++attempt) {
     std::string id;

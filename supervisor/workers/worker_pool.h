@@ -103,6 +103,9 @@ class WorkerPool {
   std::optional<WorkerInfo> Get(const std::string& id) const;
   // Ordered by id; only the workers of `kernel` unless it is empty.
   std::vector<WorkerInfo> List(const std::string& kernel = "") const;
+  // How many workers of `kernel` are running (no copies: it is asked for every kernel listed).
+  int CountRunning(const std::string& kernel) const;
+  bool HasWorkers(const std::string& kernel) const;
 
  private:
   enum class AfterStop { kStay, kRestart, kRemove };

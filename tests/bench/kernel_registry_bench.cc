@@ -110,7 +110,8 @@ nlohmann::json LoadDocument(const std::string& path) {
             {"requestedDependencies", {"giskard[llm]>=2.14", "scikit-learn==1.3.2"}},
             {"frozenDependencies", "joblib==1.3.2\nnumpy==1.26.4\nscikit-learn==1.3.2"},
             {"type", "PROCESS"},
-            {"version", "2.14.0"}};
+            {"version", "2.14.0"},
+            {"workers", 0}};  // the registry, not worker processes
   }
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read --doc " + path);

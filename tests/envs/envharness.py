@@ -272,9 +272,11 @@ def config_toml(find_links=None, offline=False, index_url=None, timeout_seconds=
     return "\n".join(lines) + "\n"
 
 
-def kernel_doc(name, python, requested=(), frozen=None):
+def kernel_doc(name, python, requested=(), frozen=None, workers=0):
+    """A managed kernel document. No workers by default: these tests are about environments,
+    and a ready kernel with workers would start worker processes (tests/e2e/test_workers.py)."""
     doc = {"name": name, "pythonVersion": python, "requestedDependencies": list(requested),
-           "type": "PROCESS", "version": "2.14.0"}
+           "type": "PROCESS", "version": "2.14.0", "workers": workers}
     if frozen is not None:
         doc["frozenDependencies"] = frozen
     return doc
