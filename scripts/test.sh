@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Sets everything up on Debian 12 and runs the whole test suite: the CI build (warnings as
-# errors) with unit, integration and end-to-end tests, then the same suite under ASan+UBSan.
+# Sets everything up on Debian 12 and runs the whole test suite twice: under ASan+UBSan, then in
+# the CI build (both with warnings as errors): unit, integration and end-to-end tests.
 # GSK_SKIP_ASAN=1 skips the sanitizer pass. Ends with ctest's summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 JOBS="${GSK_JOBS:-$(nproc)}"
 status=0
-# ccache keeps its default cache (~/.cache/ccache) so that fresh clones on the same machine reuse it.
+# ccache keeps its default cache (~/.cache/ccache), and paths inside the checkout are hashed as
+# relative ones (and the build directory not at all), so that a fresh clone elsewhere on the same
+# machine reuses what an earlier build compiled.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
+export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 
 run_preset() {
   local preset=$1

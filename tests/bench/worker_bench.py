@@ -56,6 +56,8 @@ import xmlrpc.client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "envs"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
+from gsk_e2e import UnixHTTPConnection  # noqa: E402  (http.client over the admin socket)
 
 BUILD_DEADLINE = 300.0   # the env build (offline, shim wheel only) before any measurement
 WAIT_ONE = 30.0          # one worker to run / to go
@@ -565,22 +567,6 @@ def measure_window(pid, worker_pids, window):
 
 # --- supervisord ----------------------------------------------------------------------------------
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.unix_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 class _UnixTransport(xmlrpc.client.Transport):
     def __init__(self, path, timeout):
         super().__init__()
@@ -590,7 +576,7 @@ class _UnixTransport(xmlrpc.client.Transport):
     def make_connection(self, host):
         if self._connection and host == self._connection[0]:
             return self._connection[1]
-        self._connection = host, _UnixHTTPConnection(self.unix_path, self.timeout)
+        self._connection = host, UnixHTTPConnection(self.unix_path, self.timeout)
         return self._connection[1]
 
 
