@@ -233,8 +233,9 @@ std::string RenderDaemonStatus(const json& status) {
       {"version", "version"},          {"pid", "pid"},
       {"startedAt", "started"},        {"uptimeSeconds", "uptime"},
       {"stateDir", "state dir"},       {"listen", "listen"},
-      {"adminSocket", "admin socket"}, {"schemaVersion", "schema version"},
-      {"kernels", "kernels"},          {"runningBuilds", "running builds"}};
+      {"adminSocket", "admin socket"}, {"workerSocket", "worker socket"},
+      {"schemaVersion", "schema version"}, {"kernels", "kernels"},
+      {"workers", "workers"},          {"runningBuilds", "running builds"}};
   Lines lines;
   for (const auto& [key, label] : kFields) {
     auto it = status.find(key);

@@ -107,7 +107,7 @@ TEST(RenderTest, DaemonStatus) {
 }
 
 TEST(RenderTest, DaemonStatusWithInterpretersAndBuilds) {
-  json status = json::parse(R"({"version":"0.1.0","kernels":2,"runningBuilds":1,
+  json status = json::parse(R"({"version":"0.1.0","kernels":2,"runningBuilds":1,"workers":4,
       "interpreters":[
         {"version":"3.11.2","path":"/usr/bin/python3.11","source":"system","usable":true},
         {"version":"3.7.17","path":"/opt/py37/bin/python3.7","source":"config","usable":false,
@@ -115,6 +115,7 @@ TEST(RenderTest, DaemonStatusWithInterpretersAndBuilds) {
   EXPECT_EQ(RenderDaemonStatus(status),
             "version:        0.1.0\n"
             "kernels:        2\n"
+            "workers:        4\n"
             "running builds: 1\n"
             "interpreters (2):\n"
             "  VERSION  PATH                     SOURCE  USABLE\n"

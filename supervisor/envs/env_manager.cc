@@ -130,8 +130,7 @@ Status EnvManager::Recover() {
 void EnvManager::Ensure(const EnvRequest& request, bool retry_failed) {
   if (builds_.count(request.hash)) {
     auto& b = *builds_[request.hash];
-    (void)store_->SetKernelsStatus(request.hash, b.running ? "building" : "pending", "",
-                                   clock_->NowUnixMillis());
+    SetStatus(request, b.running ? "building" : "pending", "");  // it joins the build
     return;
   }
   auto existing = store_->GetEnv(request.hash);
@@ -142,11 +141,11 @@ void EnvManager::Ensure(const EnvRequest& request, bool retry_failed) {
       (void)store_->TouchEnv(row.hash, clock_->NowUnixMillis());
       // No Notify: whoever asked (a kernel create or replace, the startup) reconciles the kernel
       // itself, and a notice per call would cost O(kernels) each time thousands share an env.
-      (void)store_->SetKernelsStatus(row.hash, "ready", "", clock_->NowUnixMillis());
+      SetStatus(request, "ready", "");
       return;
     }
     if (row.status == "failed" && !retry_failed) {
-      (void)store_->SetKernelsStatus(row.hash, "failed", row.last_error, clock_->NowUnixMillis());
+      SetStatus(request, "failed", row.last_error);
       return;
     }
   }
@@ -332,6 +331,16 @@ int64_t EnvManager::ReferencedBytes(const std::string& except_hash) {
     }
   }
   return total;
+}
+
+void EnvManager::SetStatus(const EnvRequest& request, const std::string& status,
+                           const std::string& last_error) {
+  int64_t now = clock_->NowUnixMillis();
+  if (request.kernel.empty()) {
+    (void)store_->SetKernelsStatus(request.hash, status, last_error, now);
+  } else {
+    (void)store_->SetKernelStatus(request.kernel, status, last_error, now);
+  }
 }
 
 void EnvManager::Notify(const std::string& hash) {

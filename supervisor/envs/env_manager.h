@@ -95,6 +95,9 @@ class EnvManager final : public Environments {
   void VerifyStep(Build& build);
   void Succeed(Build& build);
   void Notify(const std::string& hash);
+  // The status of the asking kernel, or of every kernel of the env (request.kernel empty).
+  void SetStatus(const EnvRequest& request, const std::string& status,
+                 const std::string& last_error);
   void Fail(Build& build, const std::string& reason);
   void Finish(const std::string& hash);
   void Log(Build& build, std::string_view line);

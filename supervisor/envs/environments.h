@@ -16,6 +16,9 @@ struct EnvRequest {
   std::string hash;
   std::string python_minor;               // "3.11"
   std::vector<std::string> requirements;  // canonical requirement lines
+  // The kernel that asks. When the env is already built (or failed), only its status is set;
+  // "" sets the status of every kernel of the hash (at startup).
+  std::string kernel;
 };
 
 class Environments {

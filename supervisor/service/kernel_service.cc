@@ -14,10 +14,11 @@ KernelService::KernelService(store::Store* store, const Clock* clock, ServiceOpt
     : store_(store), clock_(clock), options_(std::move(options)), envs_(envs) {}
 
 void KernelService::EnsureEnv(const spec::KernelSpec& spec, const std::string& hash,
-                              bool retry_failed) {
+                              bool retry_failed, bool every_kernel) {
   if (envs_ == nullptr || spec.type != spec::KernelType::kProcess) return;
   envs::EnvRequest request;
   request.hash = hash;
+  if (!every_kernel) request.kernel = spec.name;
   request.python_minor = spec.python_version;
   for (const auto& r : spec.EffectiveRequirements()) request.requirements.push_back(r.Canonical());
   envs_->Ensure(request, retry_failed);
@@ -208,7 +209,7 @@ void KernelService::ResumeEnvironments() {
     auto spec = spec::ParseKernelDocument(row.spec_json, options_.parse);
     if (!spec.ok()) continue;
     done.insert(row.env_hash);
-    EnsureEnv(*spec, row.env_hash, /*retry_failed=*/false);
+    EnsureEnv(*spec, row.env_hash, /*retry_failed=*/false, /*every_kernel=*/true);
   }
 }
 

@@ -90,7 +90,10 @@ class KernelService {
   store::Event MakeEvent(std::string kind, const std::string& name, const Caller& caller,
                          const store::KernelRow& row) const;
 
-  void EnsureEnv(const spec::KernelSpec& spec, const std::string& hash, bool retry_failed);
+  // Asks for the env; a ready or failed one sets the status of this kernel only, unless
+  // `every_kernel` (startup: one call per env for all its kernels).
+  void EnsureEnv(const spec::KernelSpec& spec, const std::string& hash, bool retry_failed,
+                 bool every_kernel = false);
   void Changed(const std::string& name);
   Result<store::KernelRow> Reload(const std::string& name);
 

@@ -29,6 +29,9 @@ constexpr const char* kSelectEnvs =
 constexpr const char* kDeleteEnv = "DELETE FROM envs WHERE hash = ?1";
 constexpr const char* kTouchEnv = "UPDATE envs SET last_used_at = ?2 WHERE hash = ?1";
 constexpr const char* kCountKernelsWithEnv = "SELECT COUNT(*) FROM kernels WHERE env_hash = ?1";
+constexpr const char* kSetKernelStatus =
+    "UPDATE kernels SET status = ?2, last_error = ?3, updated_at = ?4 "
+    "WHERE name = ?1 AND type = 'PROCESS' AND (status <> ?2 OR last_error <> ?3)";
 constexpr const char* kSetKernelsStatus =
     "UPDATE kernels SET status = ?2, last_error = ?3, updated_at = ?4 "
     "WHERE env_hash = ?1 AND type = 'PROCESS' AND (status <> ?2 OR last_error <> ?3)";
@@ -156,6 +159,20 @@ Status Store::SetKernelsStatus(const std::string& hash, const std::string& statu
     SQLite::Statement& update = Prepared(kSetKernelsStatus);
     ResetOnExit reset(update);
     update.bind(1, hash);
+    update.bind(2, status);
+    update.bind(3, last_error);
+    update.bind(4, now_ms);
+    update.exec();
+    return Status::Ok();
+  });
+}
+
+Status Store::SetKernelStatus(const std::string& name, const std::string& status,
+                              const std::string& last_error, int64_t now_ms) {
+  return Guarded("setting kernel status", name, [&]() -> Status {
+    SQLite::Statement& update = Prepared(kSetKernelStatus);
+    ResetOnExit reset(update);
+    update.bind(1, name);
     update.bind(2, status);
     update.bind(3, last_error);
     update.bind(4, now_ms);

@@ -137,6 +137,10 @@ class Store {
   // style transitions that PutEnv does not cover).
   Status SetKernelsStatus(const std::string& hash, const std::string& status,
                           const std::string& last_error, int64_t now_ms);
+  // The same for one managed kernel (by name): O(1) where SetKernelsStatus reads every kernel
+  // of the env.
+  Status SetKernelStatus(const std::string& name, const std::string& status,
+                         const std::string& last_error, int64_t now_ms);
 
   Status AppendEvent(const Event& event);  // event.id is ignored; the store assigns it
   // Ordered by id. kInvalidArgument unless 1 <= filter.limit <= kMaxEventLimit.

@@ -545,6 +545,12 @@ TEST_F(StoreTest, PutEnvMirrorsItsStatusOnEveryKernelOfTheHash) {
   ASSERT_TRUE(store_->SetKernelsStatus(a.env_hash, "building", "", 9500).ok());
   EXPECT_EQ(store_->GetKernel("b").value()->status, "building");
   EXPECT_EQ(store_->GetKernel("b").value()->last_error, "");
+  ASSERT_TRUE(store_->SetKernelStatus("b", "failed", "no luck", 9600).ok());
+  EXPECT_EQ(store_->GetKernel("b").value()->status, "failed");
+  EXPECT_EQ(store_->GetKernel("b").value()->last_error, "no luck");
+  EXPECT_EQ(store_->GetKernel("b").value()->updated_at_ms, 9600);
+  EXPECT_EQ(store_->SetKernelStatus("b", "gone", "", 9700).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->GetKernel("b").value()->status, "failed");
 }
 
 TEST_F(StoreTest, EveryVersionUpgradesToLatestKeepingItsData) {

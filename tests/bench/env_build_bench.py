@@ -132,6 +132,7 @@ class Bench:
         wall = time.monotonic() - start
         if self.pip_wheel is None:
             self.learn_pip_command(d, name)
+        d.stop()  # waits for the log reader, so that the env.ready line has been read
         build_ms = None
         for line in d.log_lines():
             m = re.search(r"event=env\.ready env=%s\S* .*build_ms=(\d+)" % k["envHash"][:12], line)
@@ -220,6 +221,8 @@ def main():
                       f"(build_ms {build_s:.2f} s), classic {cls[-1]:.2f} s "
                       f"({cls_nc[-1]:.2f} s with --no-compile), "
                       f"pip-wheel {pw[-1]:.2f} s", file=sys.stderr, flush=True)
+            # A run whose build_ms could not be read is NaN: leave it out of that median.
+            sup_ms = [x for x in sup_ms if x == x] or [float("nan")]
             results[label] = {k: statistics.median(v) for k, v in
                               (("sup", sup), ("sup_ms", sup_ms), ("classic", cls),
                                ("classic_nc", cls_nc), ("pw", pw))}
