@@ -159,8 +159,10 @@ Status WorkerPool::Adopt(const AdoptRecord& record) {
   } else if (record.state == WorkerState::kStarting) {
     SetTimer(adopted, options_.registration_deadline, &WorkerPool::OnRegistrationDeadline);
   } else {
+    // It was on its way out; once stopped it is forgotten, and SetWanted decides what its
+    // kernel gets instead (a stopped leftover would otherwise hold a place).
     adopted.info.state = WorkerState::kRunning;  // so that BeginStop signals it
-    BeginStop(adopted, AfterStop::kStay, "it was stopping when the supervisor went down");
+    BeginStop(adopted, AfterStop::kRemove, "it was stopping when the supervisor went down");
   }
   return Status::Ok();
 }

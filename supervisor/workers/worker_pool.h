@@ -76,7 +76,8 @@ class WorkerPool {
   // kNotFound (the record is then forgotten: OnRemoved) when its process is gone or is not the
   // one recorded. Otherwise a running worker waits, connected = false, up to reconnect_deadline
   // for its shim to register again; a starting one gets a fresh registration_deadline; a
-  // stopping one is stopped. Call before SetWanted for its kernel, so that it is counted.
+  // stopping one is stopped and then forgotten. Call before SetWanted for its kernel, so that
+  // it is counted.
   Status Adopt(const AdoptRecord& record);
 
   // SIGTERM, then SIGKILL after stop_grace; the worker stays, stopped. kNotFound if unknown.

@@ -101,12 +101,13 @@ TEST_F(WorkerPoolAdoptTest, AnAdoptedStartingWorkerGetsARegistrationDeadline) {
   EXPECT_EQ(State("k-s"), "running");
 }
 
-TEST_F(WorkerPoolAdoptTest, AnAdoptedStoppingWorkerIsStopped) {
+TEST_F(WorkerPoolAdoptTest, AnAdoptedStoppingWorkerIsStoppedThenForgotten) {
   ASSERT_TRUE(pool_->Adopt(Record("k-t", 503, WorkerState::kStopping)).ok());
   ASSERT_EQ(launcher_.stops().size(), 1u);
   EXPECT_TRUE(launcher_.stops()[0].grace.has_value());  // SIGTERM first
   ASSERT_TRUE(launcher_.ExitBySignal(503, 15));
-  EXPECT_EQ(State("k-t"), "stopped");
+  EXPECT_FALSE(pool_->Get("k-t").has_value());
+  EXPECT_THAT(observer_.removed, ElementsAre("k-t"));
 }
 
 TEST_F(WorkerPoolAdoptTest, AnAdoptedWorkerThatExitsIsRestartedLikeAnyOther) {
