@@ -41,8 +41,6 @@ import argparse
 import http.client
 import json
 import os
-import re
-import resource
 import shutil
 import signal
 import socket
@@ -50,172 +48,28 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import xmlrpc.client
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "envs"))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
-from gsk_e2e import UnixHTTPConnection  # noqa: E402  (http.client over the admin socket)
-
-BUILD_DEADLINE = 300.0   # the env build (offline, shim wheel only) before any measurement
-WAIT_ONE = 30.0          # one worker to run / to go
-WAIT_MANY = 180.0        # 50 workers
-WAIT_IDLE = 900.0        # the --idle workers, on a loaded 2-core machine
-STOP_WAIT = 120.0
-HTTP_TIMEOUT = 60.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-IDLE_CODE = "import signal; signal.pause()"
-SHIM_FLOOR_CODE = ("import giskard_worker_shim.managed, giskard_worker_shim.environment as e; "
-                   "e.collect()")
-
-
-# --- small helpers --------------------------------------------------------------------------------
-
-def percentile(values, p):
-    values = sorted(values)
-    k = (len(values) - 1) * p / 100.0
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
-
-
-def stats_ms(values):
-    """"median (p90)" in ms of a list of seconds; "n/a" when empty."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return "n/a"
-    return f"{statistics.median(values) * 1000:.1f} ({percentile(values, 90) * 1000:.1f})"
-
-
-def note(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def cpu_ticks(pid):
-    """utime + stime of `pid` (all its threads), in clock ticks; None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(b")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def proc_state(pid):
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return stat[stat.rfind(b")") + 2:][:1].decode()
-
-
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def cwd_of(pid):
-    try:
-        return os.readlink(f"/proc/{pid}/cwd")
-    except OSError:
-        return ""
-
-
-def parse_rfc3339_ms(text):
-    """"2023-11-14T22:13:20.123Z" -> Unix seconds (float)."""
-    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z", text)
-    if not m:
-        raise ValueError(f"not an RFC 3339 UTC time: {text!r}")
-    import calendar
-    secs = calendar.timegm(tuple(int(g) for g in m.groups()[:6]))
-    frac = m.group(7) or "0"
-    return secs + int(frac) / 10 ** len(frac)
-
-
-def raise_nofile(want=16384):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def wait_until(predicate, timeout, interval, what):
-    """Calls predicate() every `interval` s until it returns a true value (returned)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-class Pinger:
-    """Calls `ping` (a health request on a new connection) every `interval` s in a thread and
-    keeps the worst answer time: how responsive the supervisor stays while it is busy."""
-
-    def __init__(self, ping, interval=0.1):
-        self.ping = ping
-        self.interval = interval
-        self.latencies = []
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            start = time.monotonic()
-            try:
-                self.ping()
-            except Exception:  # noqa: BLE001  (counted; the benchmark goes on)
-                self.errors += 1
-            self.latencies.append(time.monotonic() - start)
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(HTTP_TIMEOUT + 5)
-
-    @property
-    def worst(self):
-        return max(self.latencies) if self.latencies else None
-
-
-def run_floor(python, code, runs):
-    """Wall time of `python -c code` (subprocess spawn included), `runs` times."""
-    out = []
-    for _ in range(runs + 1):
-        start = time.monotonic()
-        subprocess.run([python, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=True, timeout=60,
-                       env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
-        out.append(time.monotonic() - start)
-    return out[1:]  # the first one warms the page cache
+from worker_bench_common import (
+    BUILD_DEADLINE,
+    cwd_of,
+    HTTP_TIMEOUT,
+    measure_window,
+    note,
+    parse_rfc3339_ms,
+    Pinger,
+    poll_interval,
+    procfs,
+    raise_nofile,
+    run_floor,
+    SHIM_FLOOR_CODE,
+    stats_ms,
+    STOP_WAIT,
+    WAIT_IDLE,
+    WAIT_MANY,
+    WAIT_ONE,
+    wait_until)
+from supervisord_peer import Supervisord
 
 
 # --- giskard-supervisor ---------------------------------------------------------------------------
@@ -324,7 +178,7 @@ class Giskard:
             note(str(e)[-2000:])
             self.daemon.kill()
         left = [p for p in sorted(self.pids)
-                if proc_state(p) not in (None, "Z") and cwd_of(p).startswith(self.state)]
+                if procfs.state(p) not in (None, "Z") and cwd_of(p).startswith(self.state)]
         if left:
             self.problems.append(f"{len(left)} worker(s) still ran after the daemon exited on "
                                  f"SIGTERM (pids {left[:5]}...); killed here")
@@ -495,9 +349,9 @@ class Giskard:
         own = run[-1] - t_wall if run else None
         detect = gone[0] - t_wall if gone else None
         launched = launch[0] - t_wall if launch else None
-        if proc_state(old) == "Z":
+        if procfs.state(old) == "Z":
             time.sleep(0.5)
-            if proc_state(old) == "Z":
+            if procfs.state(old) == "Z":
                 self.problems.append(f"killed worker pid {old} still a zombie 0.5 s after its "
                                      "replacement ran (not reaped)")
         if x.get("restarts", 0) < 1:
@@ -517,7 +371,7 @@ class Giskard:
             conn.close()
 
     def idle(self, n, window, settle):
-        res = {"rss0": rss_kib(self.pid)}
+        res = {"rss0": procfs.rss_kib(self.pid)}
         after = self.last_event_id()
         t_wall = time.time()
         with Pinger(self.healthz) as ping:
@@ -525,7 +379,10 @@ class Giskard:
         res["ping_worst"] = ping.worst
         res["launch_to_running"] = self.launch_to_running(after)
         res["last_launch"], res["first_running"] = self.first_last
+        # A burst that takes over a second to launch with no registration served meanwhile means
+        # the launches block the event loop; a short burst finishes before any shim is up anyway.
         if res["first_running"] is not None and res["last_launch"] is not None \
+                and res["last_launch"] - t_wall > 1.0 \
                 and res["first_running"] >= res["last_launch"]:
             self.problems.append(
                 f"starting {n} workers: no worker was registered before the last one was "
@@ -544,284 +401,6 @@ class Giskard:
                                  f"(first: {bad[0]['id']} {bad[0].get('lastError')!r})")
         res.update(measure_window(self.pid, pids, window))
         res["stop_all"] = self.stop_kernel("idle", STOP_WAIT, poll=0.1)
-        return res
-
-
-def poll_interval(observed, fast):
-    return fast if observed else 0.25
-
-
-def measure_window(pid, worker_pids, window):
-    """Supervisor CPU and RSS, and the workers' total CPU, over `window` seconds of silence."""
-    c0 = cpu_ticks(pid)
-    w0 = {p: cpu_ticks(p) for p in worker_pids}
-    t0 = time.monotonic()
-    time.sleep(window)
-    c1 = cpu_ticks(pid)
-    w1 = {p: cpu_ticks(p) for p in worker_pids}
-    elapsed = time.monotonic() - t0
-    wcpu = sum(w1[p] - w0[p] for p in worker_pids if w0[p] is not None and w1[p] is not None)
-    return {"rss": rss_kib(pid), "cpu_s": (c1 - c0) / CLK_TCK, "elapsed": elapsed,
-            "workers_cpu_s": wcpu / CLK_TCK, "workers": len(worker_pids)}
-
-
-# --- supervisord ----------------------------------------------------------------------------------
-
-class _UnixTransport(xmlrpc.client.Transport):
-    def __init__(self, path, timeout):
-        super().__init__()
-        self.unix_path = path
-        self.timeout = timeout
-
-    def make_connection(self, host):
-        if self._connection and host == self._connection[0]:
-            return self._connection[1]
-        self._connection = host, UnixHTTPConnection(self.unix_path, self.timeout)
-        return self._connection[1]
-
-
-LOG_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) \w+ (.*)$")
-RUNNING = 20
-
-
-class Supervisord:
-    NAME = "supervisord"
-
-    def __init__(self, args, tmp, python):
-        self.args = args
-        self.dir = os.path.join(tmp, "supervisord")
-        os.makedirs(os.path.join(self.dir, "logs"))
-        self.sock = os.path.join(self.dir, "supervisor.sock")
-        self.logfile = os.path.join(self.dir, "supervisord.log")
-        self.conf = os.path.join(self.dir, "supervisord.conf")
-        self.python = python
-        self.marker = "gsk-worker-bench-" + os.path.basename(tmp)
-        self.proc = None
-        self.out = None
-        self.rpc = None
-        self.pids = set()
-        self.problems = []
-        self.version = "?"
-        command = f"{python} -c \"{IDLE_CODE}\" {self.marker}"
-        programs = ""
-        for name, n in (("one", 1), ("many", args.many), ("idle", args.idle)):
-            programs += (
-                f"\n[program:{name}]\n"
-                f"command={command}\n"
-                f"process_name=%(program_name)s_%(process_num)03d\n"
-                f"numprocs={n}\n"
-                "autostart=false\nautorestart=true\nstartsecs=0\nstartretries=3\n"
-                "stopsignal=TERM\nstopwaitsecs=10\nredirect_stderr=true\n"
-                f"stdout_logfile={self.dir}/logs/%(program_name)s_%(process_num)03d.log\n"
-                "environment=PYTHONUNBUFFERED=\"1\",LANG=\"C.UTF-8\"\n")
-        with open(self.conf, "w") as f:
-            f.write(
-                "[unix_http_server]\n"
-                f"file={self.sock}\nchmod=0700\n\n"
-                "[supervisord]\n"
-                f"logfile={self.logfile}\npidfile={self.dir}/supervisord.pid\n"
-                f"childlogdir={self.dir}/logs\nnodaemon=true\nloglevel=info\n"
-                "minfds=4096\nminprocs=512\n\n"
-                "[rpcinterface:supervisor]\n"
-                "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface"
-                "\n\n"
-                "[supervisorctl]\n"
-                f"serverurl=unix://{self.sock}\n"
-                + programs)
-
-    def proxy(self, timeout=HTTP_TIMEOUT):
-        return xmlrpc.client.ServerProxy("http://localhost/RPC2",
-                                         transport=_UnixTransport(self.sock, timeout))
-
-    def start(self):
-        self.out = open(os.path.join(self.dir, "supervisord.out"), "wb")
-        self.proc = subprocess.Popen([self.args.supervisord, "-n", "-c", self.conf],
-                                     stdin=subprocess.DEVNULL, stdout=self.out,
-                                     stderr=subprocess.STDOUT, cwd=self.dir)
-        self.rpc = self.proxy()
-
-        def up():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"supervisord exited with {self.proc.returncode}:\n"
-                                   + self.log_tail())
-            if not os.path.exists(self.sock):
-                return False
-            try:
-                return self.rpc.supervisor.getState()["statename"] == "RUNNING"
-            except (OSError, xmlrpc.client.Error, http.client.HTTPException):
-                return False
-        wait_until(up, 30, 0.05, "supervisord to answer on its socket")
-        self.version = self.rpc.supervisor.getSupervisorVersion()
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def close(self):
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(STOP_WAIT)
-                except subprocess.TimeoutExpired:
-                    self.problems.append("supervisord did not stop on SIGTERM; killed")
-                    self.proc.kill()
-                    self.proc.wait(30)
-            left = [p for p in sorted(self.pids)
-                    if proc_state(p) not in (None, "Z") and self.marker in cmdline(p)]
-            for p in left:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
-            if left:
-                self.problems.append(f"{len(left)} programs outlived supervisord; killed here")
-        if self.out is not None:
-            self.out.close()
-
-    def log_tail(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return "".join(f.readlines()[-60:])
-        except OSError:
-            return ""
-
-    def log_offset(self):
-        try:
-            return os.path.getsize(self.logfile)
-        except OSError:
-            return 0
-
-    def log_since(self, offset):
-        """[(unix seconds, message)] of the log lines written after byte `offset`."""
-        with open(self.logfile, "rb") as f:
-            f.seek(offset)
-            text = f.read().decode("utf-8", "replace")
-        out = []
-        for line in text.splitlines():
-            m = LOG_RE.match(line)
-            if m:
-                t = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))
-                out.append((t + int(m.group(2)) / 1000.0, m.group(3)))
-        return out
-
-    def successes(self, offset, names):
-        """{name: time} of the "success: NAME entered RUNNING state" lines after `offset`."""
-        found = {}
-        for t, msg in self.log_since(offset):
-            m = re.match(r"success: (\S+) entered RUNNING state", msg)
-            if m and m.group(1) in names:
-                found[m.group(1)] = t
-        return found
-
-    def spawned(self, offset, names=None):
-        """{name: time} of the "spawned: 'NAME' with pid N" lines after `offset`."""
-        found = {}
-        for t, msg in self.log_since(offset):
-            m = re.match(r"spawned: '(\S+)' with pid", msg)
-            if m and (names is None or m.group(1) in names):
-                found.setdefault(m.group(1), t)
-        return found
-
-    def wait_log_running(self, offset, names, timeout):
-        """Reads the log (never asks supervisord) until every name entered RUNNING."""
-        def all_logged():
-            found = self.successes(offset, names)
-            return found if len(found) == len(names) else None
-        return wait_until(all_logged, timeout, 0.1,
-                          f"supervisord to log {len(names)} RUNNING lines")
-
-    def names(self, group, n):
-        return [f"{group}_{i:03d}" for i in range(n)]
-
-    def infos(self, group):
-        out = [p for p in self.rpc.supervisor.getAllProcessInfo() if p["group"] == group]
-        for p in out:
-            if p["pid"]:
-                self.pids.add(p["pid"])
-        return out
-
-    def all_running(self, group):
-        return all(p["state"] == RUNNING for p in self.infos(group))
-
-    def stop_group(self, group, timeout):
-        start = time.monotonic()
-        self.proxy(timeout).supervisor.stopProcessGroup(group, True)
-        wait_until(lambda: all(p["statename"] in ("STOPPED", "EXITED")
-                               for p in self.infos(group)), 30, 0.02,
-                   f"supervisord group {group} stopped")
-        return time.monotonic() - start
-
-    def start_latency(self, group, n, observed, poll):
-        names = self.names(group, n)
-        offset = self.log_offset()
-        t_wall = time.time()
-        t0 = time.monotonic()
-        if observed:
-            self.proxy(WAIT_MANY).supervisor.startProcessGroup(group, True)
-            client = time.monotonic() - t0
-            if not self.all_running(group):
-                raise RuntimeError(f"startProcessGroup({group}, wait=True) returned but not "
-                                   "all are RUNNING")
-        else:
-            self.rpc.supervisor.startProcessGroup(group, False)
-            client = None
-        found = self.wait_log_running(offset, set(names), WAIT_MANY)
-        self.infos(group)
-        spawned = self.spawned(offset, set(names))
-        launched = max(spawned.values()) - t_wall if len(spawned) == n else None
-        return client, max(found.values()) - t_wall, launched
-
-    def crash_latency(self, group, observed):
-        name = f"{group}:{group}_000"
-        info = self.rpc.supervisor.getProcessInfo(name)
-        if info["state"] != RUNNING:
-            raise RuntimeError(f"{name} is not RUNNING: {info}")
-        old = info["pid"]
-        self.pids.add(old)
-        offset = self.log_offset()
-        t_wall = time.time()
-        t0 = time.monotonic()
-        os.kill(old, signal.SIGKILL)
-        client = None
-        if observed:
-            def replaced():
-                x = self.rpc.supervisor.getProcessInfo(name)
-                return x if x["state"] == RUNNING and x["pid"] not in (0, old) else None
-            wait_until(replaced, WAIT_ONE, 0.002, f"{name} to run again after kill -9")
-            client = time.monotonic() - t0
-        found = self.wait_log_running(offset, {f"{group}_000"}, WAIT_ONE)
-        own = found[f"{group}_000"] - t_wall
-        exited = [t for t, msg in self.log_since(offset) if msg.startswith(f"exited: {group}_000")]
-        detect = exited[0] - t_wall if exited else None
-        spawned = self.spawned(offset, {f"{group}_000"})
-        launched = spawned[f"{group}_000"] - t_wall if spawned else None
-        if not observed:  # now it may be asked: the new pid, for the clean-up
-            x = self.rpc.supervisor.getProcessInfo(name)
-            if x["pid"] == old or x["state"] != RUNNING:
-                raise RuntimeError(f"{name} logged RUNNING but is {x}")
-            self.pids.add(x["pid"])
-        return client, own, detect, launched
-
-    def idle(self, n, window, settle):
-        res = {"rss0": rss_kib(self.pid)}
-        offset = self.log_offset()
-        t_wall = time.time()
-        start = time.monotonic()
-        with Pinger(lambda: self.proxy().supervisor.getState()) as ping:
-            self.proxy(WAIT_IDLE).supervisor.startProcessGroup("idle", True)
-            wait_until(lambda: self.all_running("idle"), WAIT_IDLE, 0.05, "idle group RUNNING")
-        res["start_all"] = time.monotonic() - start
-        res["ping_worst"] = ping.worst
-        spawned = self.spawned(offset)
-        ok = self.successes(offset, set(spawned))
-        res["launch_to_running"] = [ok[k] - spawned[k] for k in ok]
-        res["last_launch"] = max(spawned.values()) - t_wall if spawned else None
-        res["first_running"] = min(ok.values()) - t_wall if ok else None
-        time.sleep(settle)
-        pids = [p["pid"] for p in self.infos("idle") if p["state"] == RUNNING]
-        res.update(measure_window(self.pid, pids, window))
-        res["stop_all"] = self.stop_group("idle", STOP_WAIT)
         return res
 
 
