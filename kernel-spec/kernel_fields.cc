@@ -168,32 +168,39 @@ Status ParseTypeField(const Json* value, KernelSpec& spec) {
   return FieldError("type", Quote(text) + " is not a kernel type; " + fix);
 }
 
-Status ParseVersionField(const Json* value, KernelSpec& spec) {
+// The Hub's version of the document: an integer, or a dotted version number such as "2.14.0".
+// Anything else (a float, a boolean, "abc") is refused rather than kept, so that a client bug is
+// seen at once; the JSON type is kept for the answer.
+Status ParseVersionField(const Json* value, const ParseOptions& options, KernelSpec& spec) {
   spec.version.clear();
+  spec.version_is_integer = false;
   if (value == nullptr || value->is_null()) return Status::Ok();
-  if (value->is_number()) {
-    if (value->is_number_float() && !std::isfinite(value->get<double>())) {
-      return FieldError("version", "the number is not finite; send the version as a string");
+  const std::string fix = "send an integer such as 3, or a version number such as \"2.14.0\"";
+  if (value->is_number_integer()) {
+    if (!value->is_number_unsigned() && value->get<int64_t>() < 0) {
+      return FieldError("version", value->dump() + " is negative; " + fix);
     }
     spec.version = value->dump();
-    if (value->is_number_float()) {
-      AddWarning(spec, "version: the number " + spec.version + " was converted to the text " +
-                           Quote(spec.version) + "; send it as a string to keep it exact");
-    }
+    spec.version_is_integer = true;
     return Status::Ok();
   }
   if (!value->is_string()) {
-    return FieldError("version",
-                      "expected a string such as \"2.14.0\", got " + TypeNameWithArticle(*value));
+    return FieldError("version", "expected an integer, got " + TypeNameWithArticle(*value) + "; " +
+                                     fix);
   }
   const auto& text = value->get_ref<const std::string&>();
-  bool has_control = std::any_of(text.begin(), text.end(), [](char c) {
-    return static_cast<unsigned char>(c) < 0x20 || c == 0x7F;
-  });
-  if (text.size() > kMaxVersionFieldLength || has_control) {
-    return FieldError("version", Quote(text) + " is not a usable version label; use at most " +
-                                     std::to_string(kMaxVersionFieldLength) +
-                                     " printable characters, such as \"2.14.0\"");
+  bool digits_and_dots = !text.empty() && text.front() != '.' && text.back() != '.' &&
+                         text.find("..") == std::string::npos &&
+                         std::all_of(text.begin(), text.end(), [](char c) {
+                           return (c >= '0' && c <= '9') || c == '.';
+                         });
+  if (text.size() > kMaxVersionFieldLength) {
+    return FieldError("version", "the version is longer than " +
+                                     std::to_string(kMaxVersionFieldLength) + " characters; " +
+                                     fix);
+  }
+  if (!digits_and_dots && !options.keep_any_version) {
+    return FieldError("version", Quote(text) + " is not a version; " + fix);
   }
   spec.version = text;
   return Status::Ok();

@@ -19,7 +19,7 @@ std::string TypeNameWithArticle(const Json& value);  // "a string", "an array", 
 Status ParseNameField(const Json* value, KernelSpec& spec);
 Status ParsePythonField(const Json* value, KernelSpec& spec);
 Status ParseTypeField(const Json* value, KernelSpec& spec);
-Status ParseVersionField(const Json* value, KernelSpec& spec);
+Status ParseVersionField(const Json* value, const ParseOptions& options, KernelSpec& spec);
 Status ParseWorkersField(const Json* value, const ParseOptions& options, KernelSpec& spec);
 Status ParseEnvField(const Json* value, KernelSpec& spec);
 

@@ -2,11 +2,10 @@
 // dispatch, unknown fields, the JSON shape returned to clients, and the environment hash.
 #include "kernel-spec/kernel_spec.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <set>
 
+#include "base/crypto.h"
 #include "kernel-spec/kernel_internal.h"
 #include "kernel-spec/text.h"
 
@@ -109,33 +108,19 @@ Result<KernelSpec> ParseObject(const Json& document, const ParseOptions& options
   GSK_RETURN_IF_ERROR(internal::ParsePythonField(field("pythonVersion"), spec));
   GSK_RETURN_IF_ERROR(internal::ParseDependencyFields(field("requestedDependencies"),
                                                       field("frozenDependencies"), options, spec));
-  GSK_RETURN_IF_ERROR(internal::ParseVersionField(field("version"), spec));
+  GSK_RETURN_IF_ERROR(internal::ParseVersionField(field("version"), options, spec));
   GSK_RETURN_IF_ERROR(internal::ParseWorkersField(field("workers"), options, spec));
   GSK_RETURN_IF_ERROR(internal::ParseEnvField(field("env"), spec));
   GSK_RETURN_IF_ERROR(CollectUnknownFields(document, spec));
   return spec;
 }
 
-std::string MaskEnvValue(const std::string& value) {
-  return value.size() >= 12 ? value.substr(0, 3) + "****" : "****";
-}
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    return "";
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xF];
-  }
-  return out;
-}
-
 }  // namespace
+
+std::string MaskSecret(std::string_view value) {
+  if (value.size() >= 12) return std::string(value.substr(0, 3)) + "****";
+  return "****";
+}
 
 std::string_view KernelTypeName(KernelType type) {
   return type == KernelType::kUnmanaged ? "UNMANAGED" : "PROCESS";
@@ -218,10 +203,16 @@ nlohmann::json ToJson(const KernelSpec& spec, bool redact_env) {
   for (const Requirement& r : spec.frozen) frozen += (frozen.empty() ? "" : "\n") + r.Canonical();
   out["frozenDependencies"] = frozen;
   out["type"] = KernelTypeName(spec.type);
-  out["version"] = spec.version.empty() ? Json(nullptr) : Json(spec.version);
+  if (spec.version.empty()) {
+    out["version"] = nullptr;
+  } else if (spec.version_is_integer) {
+    out["version"] = Json::parse(spec.version, nullptr, /*allow_exceptions=*/false);
+  } else {
+    out["version"] = spec.version;
+  }
   out["workers"] = spec.workers;
   Json env = Json::object();
-  for (const auto& [key, value] : spec.env) env[key] = redact_env ? MaskEnvValue(value) : value;
+  for (const auto& [key, value] : spec.env) env[key] = redact_env ? MaskSecret(value) : value;
   out["env"] = std::move(env);
   return out;
 }

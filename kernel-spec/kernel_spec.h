@@ -37,7 +37,8 @@ struct KernelSpec {
   std::vector<Requirement> requested;      // from requestedDependencies, canonical order
   std::vector<Requirement> frozen;         // from frozenDependencies, canonical order
   KernelType type = KernelType::kProcess;
-  std::string version;                     // the Hub's opaque "version" field, "" if absent
+  std::string version;                     // the Hub's "version" field as text, "" if absent
+  bool version_is_integer = false;         // it came (and is returned) as a JSON integer
   int workers = 1;                         // supervisor field: worker processes wanted
   std::map<std::string, std::string> env;  // supervisor field: environment for workers
   // Fields the supervisor does not know, kept verbatim (a JSON object serialized as text) and
@@ -83,6 +84,10 @@ nlohmann::json ToJson(const KernelSpec& spec, bool redact_env);
 // requirement lines in canonical order, and `index_fingerprint` (the package index settings
 // that change what pip would install). Nothing else (name, workers, env, version) is included.
 std::string CanonicalEnvText(const KernelSpec& spec, std::string_view index_fingerprint);
+
+// Masks a secret for display: the first 3 characters and "****" for values of 12 characters or
+// more, else "****".
+std::string MaskSecret(std::string_view value);
 
 // Lowercase hex SHA-256 of CanonicalEnvText.
 std::string EnvHash(const KernelSpec& spec, std::string_view index_fingerprint);

@@ -111,12 +111,22 @@ TEST(KernelSpecTest, AllowsTheSamePackageUnderDifferentMarkers) {
   EXPECT_TRUE(local.warnings.empty());
 }
 
-TEST(KernelSpecTest, ConvertsNumericVersionsToText) {
-  EXPECT_EQ(MustParse(R"({"name":"k","pythonVersion":"3.11","version":2})").version, "2");
-  KernelSpec spec = MustParse(R"({"name":"k","pythonVersion":"3.11","version":2.5})");
-  EXPECT_EQ(spec.version, "2.5");
-  ASSERT_EQ(spec.warnings.size(), 1u);
-  EXPECT_NE(spec.warnings[0].find("send it as a string"), std::string::npos);
+TEST(KernelSpecTest, VersionIsAnIntegerOrAVersionNumberAndKeepsItsType) {
+  KernelSpec number = MustParse(R"({"name":"k","pythonVersion":"3.11","version":2})");
+  EXPECT_EQ(number.version, "2");
+  EXPECT_TRUE(number.version_is_integer);
+  EXPECT_EQ(ToJson(number, true)["version"], 2);
+  KernelSpec text = MustParse(R"({"name":"k","pythonVersion":"3.11","version":"2.14.0"})");
+  EXPECT_EQ(ToJson(text, true)["version"], "2.14.0");
+  EXPECT_TRUE(text.warnings.empty());
+  for (const char* bad : {R"("abc")", "2.5", R"("")", R"("1..2")", R"(".1")", "-3", "[1]"}) {
+    auto r = ParseKernelDocument(
+        std::string(R"({"name":"k","pythonVersion":"3.11","version":)") + bad + "}", {});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_FALSE(IsInvalidJson(r.status())) << bad;  // a 422, not a 400
+    EXPECT_NE(r.status().message().find("version"), std::string::npos) << bad;
+  }
 }
 
 TEST(KernelSpecTest, KeepsUnknownFieldsAndIgnoresReadOnlyOnes) {

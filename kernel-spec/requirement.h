@@ -18,6 +18,9 @@ struct ParseOptions {
   bool allow_direct_urls = false;   // "pkg @ https://...", bare "https://.../x.whl"
   bool allow_local_paths = false;   // "./x", "/abs/x.whl", "file:///..."
   int max_workers = 64;             // upper bound accepted for "workers"
+  // For documents stored by an earlier version: a "version" that is not a number is kept as
+  // text instead of refused.
+  bool keep_any_version = false;
 };
 
 struct Requirement {

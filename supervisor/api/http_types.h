@@ -3,6 +3,7 @@
 // without the networking headers. Value types, not synchronized.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,5 +25,8 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
 };
+
+// How a handler answers: exactly once, now or later, on the core thread.
+using Reply = std::function<void(HttpResponse response)>;
 
 }  // namespace gsk::api

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/fake_clock.h"
+#include "supervisor/envs/fake_environments.h"
 
 namespace gsk::api {
 namespace {
@@ -27,18 +28,21 @@ class RouterTest : public ::testing::Test {
     auto store = store::Store::Open(dir_ / "supervisor.db");
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
-    service_ = std::make_unique<service::KernelService>(store_.get(), &clock_,
+    service_ = std::make_unique<service::KernelService>(*store_, clock_, envs_,
                                                         service::ServiceOptions{});
+    ASSERT_TRUE(service_->Load().ok());
+    system_ = std::make_unique<service::SystemService>(*store_, clock_, service::DaemonFacts{},
+                                                       service::StatusSources{});
     RouterOptions options;
     options.api_token = kToken;
-    options.status_info = [] { return json{{"version", "test"}}; };
-    router_ = std::make_unique<Router>(service_.get(), options);
+    router_ = std::make_unique<Router>(Services{service_.get(), nullptr, system_.get()}, options);
   }
   void TearDown() override {
     auto check = store_->IntegrityCheck();
     ASSERT_TRUE(check.ok());
     EXPECT_EQ(*check, "ok");
     router_.reset();
+    system_.reset();
     service_.reset();
     store_.reset();
     std::filesystem::remove_all(dir_);
@@ -49,7 +53,7 @@ class RouterTest : public ::testing::Test {
                     std::string auth = std::string("Bearer ") + kToken) {
     HttpRequest r{std::move(method), std::move(target), std::move(content_type), std::move(auth),
                   std::move(body), false};
-    return router_->Handle(r);
+    return router_->HandleNow(r);
   }
   static json Body(const HttpResponse& r) { return json::parse(r.body); }
   static std::string Code(const HttpResponse& r) { return Body(r)["error"]["code"]; }
@@ -58,7 +62,9 @@ class RouterTest : public ::testing::Test {
   std::filesystem::path dir_;
   FakeClock clock_;
   std::unique_ptr<store::Store> store_;
+  envs::FakeEnvironments envs_;
   std::unique_ptr<service::KernelService> service_;
+  std::unique_ptr<service::SystemService> system_;
   std::unique_ptr<Router> router_;
 };
 
@@ -96,9 +102,7 @@ TEST_F(RouterTest, TokenIsRequiredAndChecked) {
     EXPECT_EQ(r.headers[0].first, "WWW-Authenticate");
   }
   HttpRequest trusted{"GET", "/api/v1/kernels", "", "", "", true};
-  EXPECT_EQ(router_->Handle(trusted).status, 200);
-  EXPECT_TRUE(TokenMatches(std::string("Bearer ") + kToken, kToken));
-  EXPECT_FALSE(TokenMatches(std::string("Bearer ") + kToken, ""));
+  EXPECT_EQ(router_->HandleNow(trusted).status, 200);
 }
 
 TEST_F(RouterTest, BadRequestsGetTheRightStatusAndWriteNothing) {
@@ -122,7 +126,11 @@ TEST_F(RouterTest, BadRequestsGetTheRightStatusAndWriteNothing) {
       {"GET", "/nope", "", "", 404, "NOT_FOUND"},
       {"GET", "/api/v1/kernels/..", "", "", 400, "BAD_REQUEST"},
       {"GET", "/api/v1/kernels/%2e%2e%2fx", "", "", 404, "NOT_FOUND"},
-      {"GET", "/api/v1/kernels/%zz", "", "", 404, "NOT_FOUND"},
+      {"GET", "/api/v1/kernels/%zz", "", "", 400, "BAD_REQUEST"},  // not a valid target
+      {"GET", "/api/v1/kernels/x?a=%", "", "", 400, "BAD_REQUEST"},
+      {"GET", "/api/v1/kernels/x/build-log?offset=-1", "", "", 400, "BAD_REQUEST"},
+      {"GET", "http://host/api/v1/kernels", "", "", 400, "BAD_REQUEST"},
+      {"PUT", "/api/v1/kernels/x", "", "", 415, "UNSUPPORTED_MEDIA_TYPE"},
       {"GET", "/api/v1/events?limit=0", "", "", 400, "BAD_REQUEST"},
       {"GET", "/api/v1/events?bogus=1", "", "", 400, "BAD_REQUEST"},
   };
@@ -136,6 +144,31 @@ TEST_F(RouterTest, BadRequestsGetTheRightStatusAndWriteNothing) {
   auto events = store_->ListEvents({});
   ASSERT_TRUE(events.ok());
   EXPECT_TRUE(events->empty());
+}
+
+TEST_F(RouterTest, StatusAndEventsComeFromTheSystemService) {
+  ASSERT_EQ(Call("POST", "/api/v1/kernels", kDoc).status, 201);
+  HttpResponse events = Call("GET", "/api/v1/events?subject=kernel%2Fmy-kernel&limit=5");
+  ASSERT_EQ(events.status, 200) << events.body;
+  ASSERT_EQ(Body(events)["events"].size(), 1u);
+  EXPECT_EQ(Body(events)["events"][0]["kind"], "kernel.created");
+  HttpResponse status = Call("GET", "/api/v1/status");
+  ASSERT_EQ(status.status, 200);
+  EXPECT_EQ(Body(status)["schemaVersion"], store::Store::LatestSchemaVersion());
+}
+
+TEST_F(RouterTest, KernelStatusIsItsEnvs) {
+  HttpResponse created = Call("POST", "/api/v1/kernels", kDoc);
+  ASSERT_EQ(created.status, 201);
+  std::string hash = Body(created)["envHash"];
+  EXPECT_EQ(Body(created)["build"]["phase"], "queued");
+  envs_.Finish(hash, envs::EnvStatus::kFailed, "No matching distribution found for x");
+  json shown = Body(Call("GET", "/api/v1/kernels/my-kernel"));
+  EXPECT_EQ(shown["status"], "failed");
+  EXPECT_EQ(shown["lastError"], "No matching distribution found for x");
+  EXPECT_FALSE(shown.contains("build"));
+  envs_.Finish(hash, envs::EnvStatus::kReady);
+  EXPECT_EQ(Body(Call("GET", "/api/v1/kernels/my-kernel"))["status"], "ready");
 }
 
 TEST_F(RouterTest, ValidationErrorsNameTheField) {

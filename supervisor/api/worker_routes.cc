@@ -2,14 +2,12 @@
 #include <nlohmann/json.hpp>
 
 #include "supervisor/api/router.h"
+#include "supervisor/api/views.h"
 
 namespace gsk::api {
+namespace {
 
 using nlohmann::json;
-using internal::JsonResponse;
-using internal::MethodNotAllowed;
-
-namespace {
 
 HttpResponse NoWorkers() {
   return ErrorResponse(404, "NOT_FOUND", "worker supervision is not enabled in this supervisor");
@@ -47,106 +45,84 @@ Status ParseStartBody(const std::string& body, std::optional<int>* workers) {
 
 }  // namespace
 
-HttpResponse Router::KernelWorkers(const HttpRequest& request, const std::string& name,
-                                   const std::string& action) {
-  if (options_.workers == nullptr) return NoWorkers();
-  if (request.method != "POST") return MethodNotAllowed(request.method, "POST");
-  service::Caller caller = CallerOf(request);
-  auto run = [&]() -> Result<store::KernelRow> {
-    if (action == "start") {
-      std::optional<int> workers;
-      GSK_RETURN_IF_ERROR(ParseStartBody(request.body, &workers));
-      return options_.workers->StartKernel(name, workers, caller);
-    }
-    if (!request.body.empty() && request.body != "{}") {
-      return InvalidArgument("stop takes no body (or {})");
-    }
-    return options_.workers->StopKernel(name, caller);
+void Router::AddWorkerRoutes() {
+  service::WorkerService* workers = services_.workers;
+  auto kernel_action = [this, workers](bool start) {
+    return [this, workers, start](const HttpRequest& request, const RouteParams& p, Reply reply) {
+      if (workers == nullptr) return reply(NoWorkers());
+      const std::string& name = p.path.at("name");
+      if (Status s = spec::ValidateKernelName(name); !s.ok()) {
+        Status::Detail d{"name", name};
+        return reply(ErrorResponse(400, "BAD_REQUEST", s.message(), &d));
+      }
+      Result<const service::Kernel*> k = [&]() -> Result<const service::Kernel*> {
+        if (start) {
+          std::optional<int> n;
+          GSK_RETURN_IF_ERROR(ParseStartBody(request.body, &n));
+          return workers->StartKernel(name, n, CallerOf(request));
+        }
+        if (!request.body.empty() && request.body != "{}") {
+          return InvalidArgument("stop takes no body (or {})");
+        }
+        return workers->StopKernel(name, CallerOf(request));
+      }();
+      reply(k.ok() ? JsonResponse(200, KernelJson(**k)) : StatusResponse(k.status()));
+    };
   };
-  Result<store::KernelRow> row = run();
-  if (!row.ok()) return StatusResponse(row.status());
-  return JsonResponse(200, KernelJson(*row));
-}
+  table_.Add("POST", "/api/v1/kernels/{name}/start", kernel_action(true));
+  table_.Add("POST", "/api/v1/kernels/{name}/stop", kernel_action(false));
 
-HttpResponse Router::Workers(const HttpRequest& request, const std::string& query) {
-  if (options_.workers == nullptr) return NoWorkers();
-  if (request.method != "GET") return MethodNotAllowed(request.method, "GET");
-  bool ok = true;
-  std::string kernel;
-  for (const auto& [key, value] : internal::ParseQuery(query, &ok)) {
-    if (key == "kernel") {
-      kernel = value;
-    } else {
-      ok = false;
+  table_.Add("GET", "/api/v1/workers", [this, workers](const HttpRequest&, const RouteParams& p,
+                                                       Reply reply) {
+    if (workers == nullptr) return reply(NoWorkers());
+    std::string kernel;
+    if (auto bad = ReadQuery(p, {}, {{"kernel", &kernel}}, "kernel=NAME or nothing")) {
+      return reply(std::move(*bad));
     }
-  }
-  if (!ok) return ErrorResponse(400, "BAD_REQUEST", "bad query; use kernel=NAME or nothing");
-  int64_t now = options_.now_ms ? options_.now_ms() : 0;
-  json list = json::array();
-  for (const auto& w : options_.workers->List(kernel)) {
-    list.push_back(service::WorkerToJson(w, false, now));
-  }
-  size_t count = list.size();
-  return JsonResponse(200, {{"workers", std::move(list)}, {"count", count}});
-}
-
-HttpResponse Router::OneWorker(const HttpRequest& request, const std::string& tail,
-                               const std::string& query) {
-  if (options_.workers == nullptr) return NoWorkers();
-  std::string id_text = tail;
-  std::string action;
-  if (size_t slash = tail.find('/'); slash != std::string::npos) {
-    action = tail.substr(slash + 1);
-    id_text.resize(slash);
-  }
-  bool ok = true;
-  std::string id = internal::PercentDecode(id_text, &ok);
-  if (!ok || id.empty() || id.find('/') != std::string::npos) {
-    return ErrorResponse(404, "NOT_FOUND", "no such route: /api/v1/workers/" + tail);
-  }
-  service::WorkerService& workers = *options_.workers;
-  int64_t now = options_.now_ms ? options_.now_ms() : 0;
-  auto answer = [&](const Result<workers::WorkerInfo>& w) {
-    if (!w.ok()) return StatusResponse(w.status());
-    return JsonResponse(200, service::WorkerToJson(*w, true, now));
+    json list = json::array();
+    for (const auto& w : workers->List(kernel)) list.push_back(WorkerView(w, false, Now()));
+    size_t count = list.size();
+    reply(JsonResponse(200, {{"workers", std::move(list)}, {"count", count}}));
+  });
+  auto answer = [this](const Result<workers::WorkerInfo>& w) {
+    return w.ok() ? JsonResponse(200, WorkerView(*w, true, Now())) : StatusResponse(w.status());
   };
-  if (action.empty()) {
-    if (request.method == "GET") return answer(workers.Get(id));
-    if (request.method == "DELETE") {
-      if (Status s = workers.Delete(id); !s.ok()) return StatusResponse(s);
-      return JsonResponse(200, {{"id", id}, {"deleted", true}});
-    }
-    return MethodNotAllowed(request.method, "GET, DELETE");
-  }
-  if (action == "logs") {
-    if (request.method != "GET") return MethodNotAllowed(request.method, "GET");
+  table_.Add("GET", "/api/v1/workers/{id}", [workers, answer](const HttpRequest&,
+                                                              const RouteParams& p, Reply reply) {
+    if (workers == nullptr) return reply(NoWorkers());
+    reply(answer(workers->Get(p.path.at("id"))));
+  });
+  table_.Add("DELETE", "/api/v1/workers/{id}", [workers](const HttpRequest&, const RouteParams& p,
+                                                         Reply reply) {
+    if (workers == nullptr) return reply(NoWorkers());
+    const std::string& id = p.path.at("id");
+    if (Status s = workers->Delete(id); !s.ok()) return reply(StatusResponse(s));
+    reply(JsonResponse(200, {{"id", id}, {"deleted", true}}));
+  });
+  table_.Add("GET", "/api/v1/workers/{id}/logs", [workers](const HttpRequest&,
+                                                           const RouteParams& p, Reply reply) {
+    if (workers == nullptr) return reply(NoWorkers());
     int64_t offset = 0;
     int64_t limit = 1 << 20;
-    for (const auto& [key, v] : internal::ParseQuery(query, &ok)) {
-      if (key == "offset" && internal::ParseInt(v, 0, INT64_MAX, &offset)) continue;
-      if (key == "limit" && internal::ParseInt(v, 1, 16 << 20, &limit)) continue;
-      ok = false;
+    if (auto bad = ReadQuery(p, {{"offset", 0, INT64_MAX, &offset}, {"limit", 1, 16 << 20, &limit}},
+                             {}, "offset=BYTES (>= 0), limit=1..16777216")) {
+      return reply(std::move(*bad));
     }
-    if (!ok) {
-      return ErrorResponse(400, "BAD_REQUEST",
-                           "bad query; use offset=BYTES (>= 0), limit=1..16777216");
-    }
-    auto chunk = workers.Logs(id, static_cast<uint64_t>(offset), static_cast<uint64_t>(limit));
-    if (!chunk.ok()) return StatusResponse(chunk.status());
-    HttpResponse r;
-    r.content_type = "text/plain; charset=utf-8";
-    r.body = std::move(chunk->text);
-    r.headers.emplace_back("X-Log-Size", std::to_string(chunk->size));
-    r.headers.emplace_back("X-Next-Offset", std::to_string(chunk->next_offset));
-    return r;
+    auto chunk = workers->Logs(p.path.at("id"), static_cast<uint64_t>(offset),
+                               static_cast<uint64_t>(limit));
+    reply(chunk.ok() ? LogResponse(std::move(*chunk)) : StatusResponse(chunk.status()));
+  });
+  using Action = Result<workers::WorkerInfo> (service::WorkerService::*)(const std::string&);
+  for (auto [path, action] : {std::pair<const char*, Action>{"start", &service::WorkerService::Start},
+                              {"stop", &service::WorkerService::Stop},
+                              {"restart", &service::WorkerService::Restart}}) {
+    table_.Add("POST", std::string("/api/v1/workers/{id}/") + path,
+               [workers, answer, action = action](const HttpRequest&, const RouteParams& p,
+                                                  Reply reply) {
+                 if (workers == nullptr) return reply(NoWorkers());
+                 reply(answer((workers->*action)(p.path.at("id"))));
+               });
   }
-  if (action != "start" && action != "stop" && action != "restart") {
-    return ErrorResponse(404, "NOT_FOUND", "no such route: /api/v1/workers/" + tail);
-  }
-  if (request.method != "POST") return MethodNotAllowed(request.method, "POST");
-  if (action == "start") return answer(workers.Start(id));
-  if (action == "stop") return answer(workers.Stop(id));
-  return answer(workers.Restart(id));
 }
 
 }  // namespace gsk::api

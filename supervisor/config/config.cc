@@ -6,7 +6,6 @@
 #include <cstring>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include <toml++/toml.h>
 
@@ -120,35 +119,41 @@ Status ReadServer(TableReader& r, ServerConfig& s) {
   }
   GSK_RETURN_IF_ERROR(r.Str("api_token", s.api_token));
   GSK_RETURN_IF_ERROR(r.Str("api_token_file", s.api_token_file));
-  GSK_RETURN_IF_ERROR(r.Integer("max_body_bytes", s.max_body_bytes, 1024, int64_t{1} << 30));
-  GSK_RETURN_IF_ERROR(r.Integer("read_timeout_seconds", s.read_timeout_seconds, 1, 3600));
-  GSK_RETURN_IF_ERROR(r.Integer("idle_timeout_seconds", s.idle_timeout_seconds, 1, 86400));
-  GSK_RETURN_IF_ERROR(r.Integer("max_connections", s.max_connections, 1, 100000));
+  server::ServerOptions& h = s.http;
+  GSK_RETURN_IF_ERROR(r.Integer("max_body_bytes", h.max_body_bytes, 1024, int64_t{1} << 30));
+  int64_t read = h.read_timeout.count();
+  int64_t idle = h.idle_timeout.count();
+  GSK_RETURN_IF_ERROR(r.Integer("read_timeout_seconds", read, 1, 3600));
+  GSK_RETURN_IF_ERROR(r.Integer("idle_timeout_seconds", idle, 1, 86400));
+  h.read_timeout = std::chrono::seconds(read);
+  h.idle_timeout = std::chrono::seconds(idle);
+  GSK_RETURN_IF_ERROR(r.Integer("max_connections", h.max_connections, 0, 1000000));
   return r.RejectUnknown();
 }
 
-Status ReadPackages(TableReader& r, PackagesConfig& p) {
-  GSK_RETURN_IF_ERROR(r.Str("index_url", p.index_url));
-  GSK_RETURN_IF_ERROR(r.StrList("extra_index_urls", p.extra_index_urls));
-  GSK_RETURN_IF_ERROR(r.StrList("find_links", p.find_links));
-  GSK_RETURN_IF_ERROR(r.Bool("offline", p.offline));
-  GSK_RETURN_IF_ERROR(r.StrList("trusted_hosts", p.trusted_hosts));
+Status ReadPackages(TableReader& r, PackagesConfig& p, spec::ParseOptions& rules) {
+  envs::PackageIndex& index = p.index;
+  GSK_RETURN_IF_ERROR(r.Str("index_url", index.index_url));
+  GSK_RETURN_IF_ERROR(r.StrList("extra_index_urls", index.extra_index_urls));
+  GSK_RETURN_IF_ERROR(r.StrList("find_links", index.find_links));
+  GSK_RETURN_IF_ERROR(r.Bool("offline", index.offline));
+  GSK_RETURN_IF_ERROR(r.StrList("trusted_hosts", index.trusted_hosts));
   GSK_RETURN_IF_ERROR(r.Str("cache_dir", p.cache_dir));
-  GSK_RETURN_IF_ERROR(r.Bool("allow_pip_options", p.allow_pip_options));
-  GSK_RETURN_IF_ERROR(r.Bool("allow_direct_urls", p.allow_direct_urls));
-  GSK_RETURN_IF_ERROR(r.Bool("allow_local_paths", p.allow_local_paths));
+  GSK_RETURN_IF_ERROR(r.Bool("allow_pip_options", rules.allow_pip_options));
+  GSK_RETURN_IF_ERROR(r.Bool("allow_direct_urls", rules.allow_direct_urls));
+  GSK_RETURN_IF_ERROR(r.Bool("allow_local_paths", rules.allow_local_paths));
   return r.RejectUnknown();
 }
 
 Status ReadWorkers(TableReader& r, WorkersConfig& w) {
   GSK_RETURN_IF_ERROR(r.Str("socket", w.socket));
-  GSK_RETURN_IF_ERROR(r.Seconds("registration_timeout_seconds", w.registration_timeout, 0.1, 3600));
+  GSK_RETURN_IF_ERROR(r.Seconds("registration_timeout_seconds", w.registration_deadline, 0.1, 3600));
   GSK_RETURN_IF_ERROR(r.Seconds("start_seconds", w.start_seconds, 0, 3600));
   GSK_RETURN_IF_ERROR(r.Seconds("backoff_initial_seconds", w.backoff_initial, 0.01, 3600));
   GSK_RETURN_IF_ERROR(r.Seconds("backoff_max_seconds", w.backoff_max, 0.01, 86400));
   GSK_RETURN_IF_ERROR(r.Integer("max_quick_failures", w.max_quick_failures, 1, 1000));
-  GSK_RETURN_IF_ERROR(r.Seconds("stop_timeout_seconds", w.stop_timeout, 0, 3600));
-  GSK_RETURN_IF_ERROR(r.Seconds("reconnect_seconds", w.reconnect, 0.5, 86400));
+  GSK_RETURN_IF_ERROR(r.Seconds("stop_timeout_seconds", w.stop_grace, 0, 3600));
+  GSK_RETURN_IF_ERROR(r.Seconds("reconnect_seconds", w.reconnect_deadline, 0.5, 86400));
   GSK_RETURN_IF_ERROR(r.Seconds("heartbeat_seconds", w.heartbeat, 0.05, 3600));
   GSK_RETURN_IF_ERROR(r.Integer("log_rotate_bytes", w.log_rotate_bytes, 0, int64_t{1} << 40));
   GSK_RETURN_IF_ERROR(r.Integer("memory_limit_mb", w.memory_limit_mb, 0, int64_t{1} << 30));
@@ -189,11 +194,11 @@ Status ReadSections(const toml::table& root, const std::string& src, Config& c) 
   GSK_RETURN_IF_ERROR(python.Str("shim_wheel", c.shim_wheel));
   GSK_RETURN_IF_ERROR(python.RejectUnknown());
   TableReader packages(section("packages"), "packages", src);
-  GSK_RETURN_IF_ERROR(ReadPackages(packages, c.packages));
+  GSK_RETURN_IF_ERROR(ReadPackages(packages, c.packages, c.kernels.parse));
   TableReader limits(section("limits"), "limits", src);
-  GSK_RETURN_IF_ERROR(limits.Integer("max_kernels", c.limits.max_kernels, 1, 10'000'000));
+  GSK_RETURN_IF_ERROR(limits.Integer("max_kernels", c.kernels.max_kernels, 1, 10'000'000));
   GSK_RETURN_IF_ERROR(
-      limits.Integer("max_workers_per_kernel", c.limits.max_workers_per_kernel, 0, 1024));
+      limits.Integer("max_workers_per_kernel", c.kernels.parse.max_workers, 0, 1024));
   GSK_RETURN_IF_ERROR(limits.RejectUnknown());
   TableReader builds(section("builds"), "builds", src);
   GSK_RETURN_IF_ERROR(builds.Integer("timeout_seconds", c.builds.timeout_seconds, 10, 86400));
@@ -254,15 +259,6 @@ std::filesystem::path Config::PipCacheDir() const {
   return state_dir / "cache/pip";
 }
 
-std::string Config::IndexFingerprint() const {
-  std::ostringstream out;
-  out << "index_url=" << packages.index_url << "\n";
-  for (const auto& u : packages.extra_index_urls) out << "extra_index_url=" << u << "\n";
-  for (const auto& f : packages.find_links) out << "find_links=" << f << "\n";
-  out << "offline=" << (packages.offline ? "1" : "0") << "\n";
-  return out.str();
-}
-
 Result<Config> LoadTomlString(std::string_view text, std::string_view source_name, Config base) {
   std::string src(source_name);
   toml::table root;
@@ -319,6 +315,7 @@ Result<HostPort> ParseHostPort(std::string_view text) {
 
 Result<Config> Resolve(Config config) {
   if (config.state_dir.empty()) config.state_dir = DefaultStateDir();
+  config.kernels.index_fingerprint = config.IndexFingerprint();
   std::error_code ec;
   config.state_dir = std::filesystem::absolute(config.state_dir, ec);
   GSK_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(config.server.listen));

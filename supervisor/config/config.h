@@ -9,60 +9,37 @@
 #include <vector>
 
 #include "base/result.h"
+#include "supervisor/envs/env_options.h"
+#include "supervisor/server/server_options.h"
+#include "supervisor/service/service_options.h"
+#include "supervisor/workers/worker.h"
 
 namespace gsk::config {
 
+// Each section holds the settings of the component that uses them, in that component's own
+// struct (with its defaults); what is only the daemon's is declared here.
 struct ServerConfig {
   std::string listen = "127.0.0.1:40051";  // HOST:PORT; port 0 picks a free port
   std::string admin_socket;                // "" -> $RUNTIME_DIRECTORY/admin.sock or <state>/admin.sock
   uint32_t admin_socket_mode = 0600;
   std::string api_token;                   // "" -> api_token_file or generated
   std::string api_token_file;              // "" -> <state>/api-token
-  uint64_t max_body_bytes = 1 << 20;
-  int read_timeout_seconds = 30;
-  int idle_timeout_seconds = 120;
-  int max_connections = 256;
+  server::ServerOptions http;              // body limit, timeouts, connections
 };
 
 struct PackagesConfig {
-  std::string index_url;
-  std::vector<std::string> extra_index_urls;
-  std::vector<std::string> find_links;
-  bool offline = false;
-  std::vector<std::string> trusted_hosts;
-  std::string cache_dir;
-  bool allow_pip_options = false;
-  bool allow_direct_urls = false;
-  bool allow_local_paths = false;
+  envs::PackageIndex index;
+  std::string cache_dir;  // "" -> <state>/cache/pip
+  // allow_pip_options, allow_direct_urls, allow_local_paths: Config::kernels.parse.
 };
 
-struct BuildsConfig {
-  int timeout_seconds = 1800;               // a whole env build (venv + pip + verify)
-  int max_concurrent = 2;                   // env builds running at once; others queue
-  int64_t disk_budget_mb = 20480;           // envs on disk; unreferenced ones are collected LRU
-  bool compile_bytecode = false;            // pip --no-compile unless true
-};
-
-// Worker supervision ([workers]); see packaging/config.toml for what each does.
-struct WorkersConfig {
+// [workers]: Timings (registration, backoff, stop, reconnect, heartbeat) and the launch settings.
+struct WorkersConfig : workers::Timings {
   std::string socket;  // "" -> $RUNTIME_DIRECTORY/workers.sock or <state>/workers.sock
-  std::chrono::milliseconds registration_timeout{30'000};
-  std::chrono::milliseconds start_seconds{10'000};
-  std::chrono::milliseconds backoff_initial{1'000};
-  std::chrono::milliseconds backoff_max{60'000};
-  int max_quick_failures = 5;
-  std::chrono::milliseconds stop_timeout{10'000};
-  std::chrono::milliseconds reconnect{60'000};
-  std::chrono::milliseconds heartbeat{5'000};
   int64_t log_rotate_bytes = 10 << 20;
   int64_t memory_limit_mb = 0;  // 0 = no RLIMIT_AS
   int64_t open_files = 0;       // 0 = inherited
   int64_t max_processes = 0;    // 0 = inherited
-};
-
-struct LimitsConfig {
-  int64_t max_kernels = 100000;
-  int max_workers_per_kernel = 64;
 };
 
 struct Config {
@@ -71,8 +48,9 @@ struct Config {
   std::vector<std::string> python_interpreters;
   std::string shim_wheel;  // "" = next to the binary (build tree) or /usr/share/giskard-supervisor
   PackagesConfig packages;
-  LimitsConfig limits;
-  BuildsConfig builds;
+  // [limits] max_kernels, max_workers_per_kernel and [packages] allow_*: the kernel registry's.
+  service::ServiceOptions kernels;
+  envs::BuildLimits builds;
   WorkersConfig workers;
   std::string log_level = "info";
   std::filesystem::path config_file;  // "" when none was read
@@ -88,7 +66,7 @@ struct Config {
   std::filesystem::path BuildLogsDir() const { return state_dir / "logs/builds"; }
   std::filesystem::path PipCacheDir() const;  // [packages] cache_dir or <state>/cache/pip
   // The index settings that change what pip installs; part of every env hash.
-  std::string IndexFingerprint() const;
+  std::string IndexFingerprint() const { return packages.index.Fingerprint(); }
 };
 
 // Reads a TOML file over `base`. Unknown keys and wrong types are errors naming the key and the

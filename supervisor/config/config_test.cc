@@ -13,9 +13,9 @@ TEST(ConfigTest, DefaultsAreSafe) {
   Config c;
   EXPECT_EQ(c.server.listen, "127.0.0.1:40051");
   EXPECT_EQ(c.server.admin_socket_mode, 0600u);
-  EXPECT_FALSE(c.packages.allow_pip_options);
-  EXPECT_FALSE(c.packages.allow_direct_urls);
-  EXPECT_FALSE(c.packages.allow_local_paths);
+  EXPECT_FALSE(c.kernels.parse.allow_pip_options);
+  EXPECT_FALSE(c.kernels.parse.allow_direct_urls);
+  EXPECT_FALSE(c.kernels.parse.allow_local_paths);
 }
 
 TEST(ConfigTest, ReadsEverySection) {
@@ -45,11 +45,11 @@ level = "debug"
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->server.listen, "127.0.0.1:0");
   EXPECT_EQ(c->server.admin_socket_mode, 0660u);
-  EXPECT_EQ(c->server.max_body_bytes, 2048u);
+  EXPECT_EQ(c->server.http.max_body_bytes, 2048u);
   EXPECT_EQ(c->state_dir, "/tmp/x");
   EXPECT_EQ(c->python_interpreters.size(), 1u);
-  EXPECT_TRUE(c->packages.offline);
-  EXPECT_EQ(c->limits.max_kernels, 10);
+  EXPECT_TRUE(c->packages.index.offline);
+  EXPECT_EQ(c->kernels.max_kernels, 10);
   EXPECT_EQ(c->log_level, "debug");
   EXPECT_EQ(c->builds.timeout_seconds, 60);
   EXPECT_EQ(c->builds.max_concurrent, 1);
@@ -108,7 +108,7 @@ TEST(ConfigTest, ShippedConfigLoadsWithEveryDocumentedKey) {
   auto uncommented = LoadTomlString(full, "config.toml", Config{});
   ASSERT_TRUE(uncommented.ok()) << uncommented.status().ToString();
   EXPECT_EQ(uncommented->builds.timeout_seconds, Config{}.builds.timeout_seconds);
-  EXPECT_EQ(uncommented->limits.max_kernels, Config{}.limits.max_kernels);
+  EXPECT_EQ(uncommented->kernels.max_kernels, Config{}.kernels.max_kernels);
 }
 
 TEST(ConfigTest, ParsesHostPort) {
@@ -147,7 +147,7 @@ log_rotate_bytes = 0
                           "t.toml", Config{});
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_EQ(c->workers.socket, "/run/x/workers.sock");
-  EXPECT_EQ(c->workers.registration_timeout.count(), 2500);
+  EXPECT_EQ(c->workers.registration_deadline.count(), 2500);
   EXPECT_EQ(c->workers.start_seconds.count(), 0);
   EXPECT_EQ(c->workers.backoff_initial.count(), 100);
   EXPECT_EQ(c->workers.backoff_max.count(), 3000);

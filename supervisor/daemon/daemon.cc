@@ -1,11 +1,14 @@
 #include "supervisor/daemon/daemon.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
+#include <optional>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -14,14 +17,17 @@
 #include <spdlog/spdlog.h>
 
 #include "base/clock.h"
+#include "base/timers.h"
 #include "supervisor/api/router.h"
 #include "supervisor/daemon/environments_setup.h"
 #include "supervisor/daemon/state_lock.h"
 #include "supervisor/daemon/workers_setup.h"
+#include "supervisor/envs/build_runner.h"
 #include "supervisor/envs/env_manager.h"
 #include "supervisor/process/process_launcher.h"
 #include "supervisor/server/http_server.h"
 #include "supervisor/service/kernel_service.h"
+#include "supervisor/service/system_service.h"
 #include "supervisor/store/store.h"
 
 namespace gsk::daemon {
@@ -42,53 +48,209 @@ Status PrepareStateDir(const std::filesystem::path& dir) {
   return Status::Ok();
 }
 
-nlohmann::json EventsToJson(const std::vector<store::Event>& events) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& e : events) {
-    nlohmann::json detail = nlohmann::json::parse(e.detail_json, nullptr, false);
-    if (detail.is_discarded()) detail = nlohmann::json::object();
-    out.push_back({{"id", e.id},
-                   {"time", FormatRfc3339(e.ts_ms)},
-                   {"kind", e.kind},
-                   {"subject", e.subject},
-                   {"actor", e.actor},
-                   {"detail", std::move(detail)}});
+// Connections, pipes and log files all take descriptors: use what the hard limit allows.
+uint64_t RaiseOpenFilesLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+    ::getrlimit(RLIMIT_NOFILE, &limit);
   }
-  return out;
+  return limit.rlim_cur == RLIM_INFINITY ? 1'048'576 : limit.rlim_cur;
 }
 
-nlohmann::json InterpretersToJson(const std::vector<python::Interpreter>& found) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& it : found) {
-    nlohmann::json j = {{"version", it.version},
-                        {"path", it.path.string()},
-                        {"source", it.source},
-                        {"usable", it.usable()}};
-    if (!it.usable()) j["problem"] = it.problem;
-    out.push_back(std::move(j));
+// Half of the descriptors for connections (the rest for workers, builds, logs and SQLite),
+// split between the TCP listener and the admin socket, within sane bounds.
+int ConnectionLimit(int configured, uint64_t open_files) {
+  if (configured > 0) return configured;
+  uint64_t half = open_files / 2;
+  return static_cast<int>(std::clamp<uint64_t>(half, 64, 16384));
+}
+
+std::string HostPortText(const std::string& host, uint16_t port) {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+// The daemon's objects, built in dependency order by Setup and destroyed in reverse.
+class Daemon {
+ public:
+  explicit Daemon(const config::Config& config) : config_(config) {}
+
+  int Run() {
+    if (Status s = Setup(); !s.ok()) {
+      spdlog::error("event=supervisor.start_failed error=\"{}\"", s.message());
+      return exit_code_;
+    }
+    Serve();
+    Shutdown();
+    return 0;
   }
-  return out;
+
+ private:
+  Status Setup();
+  Status OpenState();
+  Status BuildServices();
+  Status Listen();
+  void Serve();
+  void OnStopSignal(int signo);
+  void Shutdown();
+
+  const config::Config& config_;
+  SystemClock clock_;
+  int64_t start_mono_ = clock_.MonotonicMillis();
+  int exit_code_ = 1;
+  boost::asio::io_context io_{1};
+  std::unique_ptr<StateLock> lock_;
+  std::unique_ptr<store::Store> store_;
+  std::string token_;
+  std::unique_ptr<Timers> timers_;
+  std::unique_ptr<process::ProcessLauncher> launcher_;
+  std::unique_ptr<envs::BuildRunner> runner_;
+  std::unique_ptr<envs::EnvManager> environments_;
+  std::unique_ptr<service::KernelService> kernels_;
+  std::unique_ptr<WorkerSupervision> workers_;
+  std::unique_ptr<service::SystemService> system_;
+  std::unique_ptr<api::Router> router_;
+  std::unique_ptr<server::HttpServer> http_;
+  std::optional<boost::asio::signal_set> signals_;
+};
+
+Status Daemon::Setup() {
+  GSK_RETURN_IF_ERROR(OpenState());
+  GSK_RETURN_IF_ERROR(BuildServices());
+  return Listen();
 }
 
-service::ServiceOptions MakeServiceOptions(const config::Config& config) {
-  service::ServiceOptions o;
-  o.parse.allow_pip_options = config.packages.allow_pip_options;
-  o.parse.allow_direct_urls = config.packages.allow_direct_urls;
-  o.parse.allow_local_paths = config.packages.allow_local_paths;
-  o.parse.max_workers = config.limits.max_workers_per_kernel;
-  o.max_kernels = config.limits.max_kernels;
-  o.index_fingerprint = config.IndexFingerprint();
-  return o;
+// The state directory, its lock (exit code 3 when another daemon holds it), the store and the
+// API token.
+Status Daemon::OpenState() {
+  GSK_RETURN_IF_ERROR(PrepareStateDir(config_.state_dir));
+  auto lock = StateLock::Acquire(config_.LockPath());
+  if (!lock.ok()) {
+    if (lock.status().code() == StatusCode::kFailedPrecondition) exit_code_ = 3;
+    return lock.status();
+  }
+  lock_ = std::move(lock).value();
+  GSK_ASSIGN_OR_RETURN(store_, store::Store::Open(config_.DatabasePath()));
+  token_ = config_.server.api_token;
+  if (token_.empty()) {
+    GSK_ASSIGN_OR_RETURN(token_, LoadOrCreateToken(config_.ApiTokenPath()));
+  }
+  return Status::Ok();
 }
 
-store::Event SupervisorEvent(const Clock& clock, std::string kind, nlohmann::json detail) {
-  store::Event e;
-  e.ts_ms = clock.NowUnixMillis();
-  e.kind = std::move(kind);
-  e.subject = "supervisor";
-  e.actor = "supervisor";
-  e.detail_json = detail.dump();
-  return e;
+Status Daemon::BuildServices() {
+  std::vector<python::Interpreter> interpreters = DiscoverConfiguredInterpreters(config_);
+  for (const auto& it : interpreters) {
+    spdlog::info("event=python.found version={} path={} source={} usable={}{}", it.version,
+                 it.path.string(), it.source, it.usable(),
+                 it.usable() ? "" : " problem=\"" + it.problem + "\"");
+  }
+  auto shim_wheel = FindShimWheel(config_);
+  if (!shim_wheel.ok()) {
+    spdlog::warn("event=shim.missing error=\"{}\"", shim_wheel.status().message());
+  }
+  timers_ = MakeAsioTimers(io_);
+  launcher_ = process::MakeRealLauncher(io_);
+  envs::EnvOptions env_options = MakeEnvOptions(
+      config_, interpreters, shim_wheel.ok() ? *shim_wheel : std::filesystem::path());
+  runner_ = std::make_unique<envs::BuildRunner>(*launcher_, *timers_,
+                                                MakeRunnerOptions(env_options));
+  environments_ = std::make_unique<envs::EnvManager>(*store_, *runner_, *timers_, clock_,
+                                                     std::move(env_options));
+  kernels_ = std::make_unique<service::KernelService>(*store_, clock_, *environments_,
+                                                      config_.kernels);
+  // Kernels first: a changed index rehashes them, and Recover keeps the envs they now use.
+  GSK_RETURN_IF_ERROR(kernels_->Load());
+  GSK_RETURN_IF_ERROR(environments_->Recover());
+  GSK_ASSIGN_OR_RETURN(workers_, WorkerSupervision::Start(
+                                     config_, {io_, *store_, *launcher_, *timers_, clock_,
+                                               *kernels_, *environments_}));
+  kernels_->ResumeEnvironments();
+  workers_->ReconcileAll();
+
+  service::DaemonFacts facts;
+  facts.version = GSK_VERSION;
+  facts.pid = ::getpid();
+  facts.started_at_ms = clock_.NowUnixMillis();
+  facts.started_mono_ms = start_mono_;
+  facts.state_dir = config_.state_dir.string();
+  facts.listen = config_.server.listen;
+  facts.admin_socket = config_.AdminSocketPath().string();
+  facts.worker_socket = config_.WorkerSocketPath().string();
+  facts.interpreters = std::move(interpreters);
+  service::StatusSources sources;
+  sources.kernels = [this] { return static_cast<int64_t>(kernels_->count()); };
+  sources.workers = [this] { return static_cast<int64_t>(workers_->service().List("").size()); };
+  sources.running_builds = [this] { return environments_->running_builds(); };
+  system_ = std::make_unique<service::SystemService>(*store_, clock_, std::move(facts),
+                                                     std::move(sources));
+  api::RouterOptions router_options;
+  router_options.api_token = token_;
+  router_options.now_ms = [this] { return clock_.NowUnixMillis(); };
+  router_ = std::make_unique<api::Router>(
+      api::Services{kernels_.get(), &workers_->service(), system_.get()}, router_options);
+  return Status::Ok();
+}
+
+// The REST listener and the admin socket.
+Status Daemon::Listen() {
+  server::ServerOptions options = config_.server.http;
+  options.max_connections = ConnectionLimit(options.max_connections, RaiseOpenFilesLimit());
+  http_ = std::make_unique<server::HttpServer>(
+      io_, options, [this](const api::HttpRequest& r, api::Reply reply) {
+        router_->Handle(r, std::move(reply));
+      });
+  auto host_port = config::ParseHostPort(config_.server.listen);  // validated by Resolve
+  GSK_ASSIGN_OR_RETURN(uint16_t port, http_->ListenTcp(host_port->host, host_port->port));
+  system_->facts().listen = HostPortText(host_port->host, port);
+  GSK_RETURN_IF_ERROR(
+      http_->ListenUnix(config_.AdminSocketPath(), config_.server.admin_socket_mode));
+  spdlog::info("event=http.listening listen={} max_connections={}", system_->facts().listen,
+               options.max_connections);
+  return Status::Ok();
+}
+
+void Daemon::Serve() {
+  signals_.emplace(io_, SIGINT, SIGTERM);
+  signals_->async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (!ec) OnStopSignal(signo);
+  });
+  system_->Record("supervisor.started",
+                  nlohmann::json{{"pid", ::getpid()}, {"version", GSK_VERSION}}.dump());
+  const std::string& listen = system_->facts().listen;
+  sd_notifyf(0, "READY=1\nSTATUS=serving on %s, %zu kernels\nMAINPID=%d", listen.c_str(),
+             kernels_->count(), static_cast<int>(::getpid()));
+  spdlog::info(
+      "event=supervisor.ready version={} pid={} listen={} admin_socket={} state_dir={} "
+      "kernels={} startup_ms={}",
+      GSK_VERSION, ::getpid(), listen, config_.AdminSocketPath().string(),
+      config_.state_dir.string(), kernels_->count(), clock_.MonotonicMillis() - start_mono_);
+  io_.run();
+}
+
+// SIGTERM or SIGINT: refuse new requests, stop builds, stop every worker gracefully, then leave
+// the event loop.
+void Daemon::OnStopSignal(int signo) {
+  spdlog::info("event=supervisor.stopping signal={}", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+  sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+  router_->SetDraining(true);
+  http_->Stop();
+  environments_->Shutdown();
+  workers_->StopAll([this] {
+    spdlog::info("event=workers.all_stopped");
+    // Idle watchers (the log rotation's inotify read) would keep io.run() going forever.
+    io_.stop();
+  });
+}
+
+void Daemon::Shutdown() {
+  system_->Record("supervisor.stopped", nlohmann::json{{"pid", ::getpid()}}.dump());
+  std::error_code ec;
+  std::filesystem::remove(config_.AdminSocketPath(), ec);
+  spdlog::info("event=supervisor.stopped pid={}", ::getpid());
 }
 
 }  // namespace
@@ -106,153 +268,6 @@ void SetupLogging(const std::string& level) {
   spdlog::set_default_logger(logger);
 }
 
-int RunDaemon(const config::Config& config) {
-  SystemClock clock;
-  int64_t start_mono = clock.MonotonicMillis();
-  int64_t started_at = clock.NowUnixMillis();
-  if (Status s = PrepareStateDir(config.state_dir); !s.ok()) {
-    spdlog::error("event=supervisor.start_failed error=\"{}\"", s.message());
-    return 1;
-  }
-  auto lock = StateLock::Acquire(config.LockPath());
-  if (!lock.ok()) {
-    spdlog::error("event=supervisor.start_failed error=\"{}\"", lock.status().message());
-    return lock.status().code() == StatusCode::kFailedPrecondition ? 3 : 1;
-  }
-  auto store = store::Store::Open(config.DatabasePath());
-  if (!store.ok()) {
-    spdlog::error("event=supervisor.start_failed error=\"{}\"", store.status().message());
-    return 1;
-  }
-  std::string token = config.server.api_token;
-  if (token.empty()) {
-    auto loaded = LoadOrCreateToken(config.ApiTokenPath());
-    if (!loaded.ok()) {
-      spdlog::error("event=supervisor.start_failed error=\"{}\"", loaded.status().message());
-      return 1;
-    }
-    token = *loaded;
-  }
-
-  boost::asio::io_context io(1);
-  store::Store& db = **store;
-  auto interpreters = DiscoverConfiguredInterpreters(config);
-  for (const auto& it : interpreters) {
-    spdlog::info("event=python.found version={} path={} source={} usable={}{}", it.version,
-                 it.path.string(), it.source, it.usable(),
-                 it.usable() ? "" : " problem=\"" + it.problem + "\"");
-  }
-  auto shim_wheel = FindShimWheel(config);
-  if (!shim_wheel.ok()) {
-    spdlog::warn("event=shim.missing error=\"{}\"", shim_wheel.status().message());
-  }
-  auto launcher = process::MakeRealLauncher(io);
-  envs::EnvManager environments(
-      io, &db, launcher.get(), &clock,
-      MakeEnvManagerOptions(config, interpreters,
-                            shim_wheel.ok() ? *shim_wheel : std::filesystem::path()));
-  if (Status s = environments.Recover(); !s.ok()) {
-    spdlog::error("event=supervisor.start_failed error=\"{}\"", s.message());
-    return 1;
-  }
-  service::KernelService kernels(&db, &clock, MakeServiceOptions(config), &environments);
-  auto supervision =
-      WorkerSupervision::Start(io, config, db, *launcher, clock, kernels, environments);
-  if (!supervision.ok()) {
-    spdlog::error("event=supervisor.start_failed error=\"{}\"", supervision.status().message());
-    return 1;
-  }
-  WorkerSupervision& workers = **supervision;
-  kernels.ResumeEnvironments();
-  workers.ReconcileAll();
-  std::string listen_text = config.server.listen;
-  api::RouterOptions router_options;
-  router_options.api_token = token;
-  router_options.workers = &workers.service();
-  router_options.now_ms = [&clock] { return clock.NowUnixMillis(); };
-  router_options.events = [&db](const store::EventFilter& f) -> Result<nlohmann::json> {
-    GSK_ASSIGN_OR_RETURN(auto events, db.ListEvents(f));
-    return EventsToJson(events);
-  };
-  router_options.status_info = [&] {
-    auto count = db.CountKernels();
-    auto schema = db.SchemaVersion();
-    return nlohmann::json{{"version", GSK_VERSION},
-                          {"pid", ::getpid()},
-                          {"startedAt", FormatRfc3339(started_at)},
-                          {"uptimeSeconds", (clock.MonotonicMillis() - start_mono) / 1000},
-                          {"stateDir", config.state_dir.string()},
-                          {"listen", listen_text},
-                          {"adminSocket", config.AdminSocketPath().string()},
-                          {"workerSocket", config.WorkerSocketPath().string()},
-                          {"workers", workers.service().List("").size()},
-                          {"schemaVersion", schema.ok() ? *schema : -1},
-                          {"kernels", count.ok() ? *count : -1},
-                          {"runningBuilds", environments.running_builds()},
-                          {"interpreters", InterpretersToJson(environments.interpreters())}};
-  };
-  api::Router router(&kernels, std::move(router_options));
-
-  server::ServerOptions server_options;
-  server_options.max_body_bytes = config.server.max_body_bytes;
-  server_options.read_timeout = std::chrono::seconds(config.server.read_timeout_seconds);
-  server_options.idle_timeout = std::chrono::seconds(config.server.idle_timeout_seconds);
-  server_options.max_connections = config.server.max_connections;
-  server::HttpServer http(io, server_options,
-                          [&router](const api::HttpRequest& r) { return router.Handle(r); });
-
-  auto host_port = config::ParseHostPort(config.server.listen);  // validated by Resolve
-  auto port = http.ListenTcp(host_port->host, host_port->port);
-  if (!port.ok()) {
-    spdlog::error("event=supervisor.start_failed error=\"{}\"", port.status().message());
-    return 1;
-  }
-  listen_text = (host_port->host.find(':') != std::string::npos ? "[" + host_port->host + "]"
-                                                                : host_port->host) +
-                ":" + std::to_string(*port);
-  if (Status s = http.ListenUnix(config.AdminSocketPath(), config.server.admin_socket_mode);
-      !s.ok()) {
-    spdlog::error("event=supervisor.start_failed error=\"{}\"", s.message());
-    return 1;
-  }
-
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
-    if (ec) return;
-    spdlog::info("event=supervisor.stopping signal={}", signo == SIGTERM ? "SIGTERM" : "SIGINT");
-    sd_notify(0, "STOPPING=1\nSTATUS=stopping");
-    router.SetDraining(true);
-    http.Stop();
-    environments.Shutdown();
-    workers.StopAll([&io] {
-      spdlog::info("event=workers.all_stopped");
-      // Idle watchers (the log rotation's inotify read) would keep io.run() going forever.
-      io.stop();
-    });
-  });
-
-  auto count = db.CountKernels();
-  if (Status s = db.AppendEvent(SupervisorEvent(clock, "supervisor.started",
-                                                {{"pid", ::getpid()}, {"version", GSK_VERSION}}));
-      !s.ok()) {
-    spdlog::warn("event=store.write_failed error=\"{}\"", s.message());
-  }
-  int64_t ready_ms = clock.MonotonicMillis() - start_mono;
-  sd_notifyf(0, "READY=1\nSTATUS=serving on %s, %lld kernels\nMAINPID=%d", listen_text.c_str(),
-             static_cast<long long>(count.ok() ? *count : 0), static_cast<int>(::getpid()));
-  spdlog::info(
-      "event=supervisor.ready version={} pid={} listen={} admin_socket={} state_dir={} "
-      "kernels={} startup_ms={}",
-      GSK_VERSION, ::getpid(), listen_text, config.AdminSocketPath().string(),
-      config.state_dir.string(), count.ok() ? *count : -1, ready_ms);
-
-  io.run();
-
-  (void)db.AppendEvent(SupervisorEvent(clock, "supervisor.stopped", {{"pid", ::getpid()}}));
-  std::error_code ec;
-  std::filesystem::remove(config.AdminSocketPath(), ec);
-  spdlog::info("event=supervisor.stopped pid={}", ::getpid());
-  return 0;
-}
+int RunDaemon(const config::Config& config) { return Daemon(config).Run(); }
 
 }  // namespace gsk::daemon

@@ -62,19 +62,29 @@ std::vector<python::Interpreter> DiscoverConfiguredInterpreters(const config::Co
   return python::DiscoverInterpreters(o);
 }
 
-envs::EnvManagerOptions MakeEnvManagerOptions(const config::Config& config,
-                                              std::vector<python::Interpreter> interpreters,
-                                              fs::path shim_wheel) {
-  envs::EnvManagerOptions o;
+envs::EnvOptions MakeEnvOptions(const config::Config& config,
+                                std::vector<python::Interpreter> interpreters,
+                                fs::path shim_wheel) {
+  envs::EnvOptions o;
   o.envs_dir = config.EnvsDir();
   o.logs_dir = config.BuildLogsDir();
   o.scratch_dir = config.state_dir / "tmp";
   o.pip_cache_dir = config.PipCacheDir();
   o.shim_wheel = std::move(shim_wheel);
-  o.packages = config.packages;
-  o.builds = config.builds;
+  o.index = config.packages.index;
+  o.limits = config.builds;
   o.interpreters = std::move(interpreters);
   return o;
+}
+
+envs::RunnerOptions MakeRunnerOptions(const envs::EnvOptions& o) {
+  envs::RunnerOptions r;
+  r.shim_wheel = o.shim_wheel;
+  r.pip_cache_dir = o.pip_cache_dir;
+  r.scratch_dir = o.scratch_dir;
+  r.index = o.index;
+  r.compile_bytecode = o.limits.compile_bytecode;
+  return r;
 }
 
 }  // namespace gsk::daemon

@@ -8,7 +8,8 @@
 
 #include "base/result.h"
 #include "supervisor/config/config.h"
-#include "supervisor/envs/env_manager.h"
+#include "supervisor/envs/build_runner.h"
+#include "supervisor/envs/env_options.h"
 #include "supervisor/python/interpreters.h"
 
 namespace gsk::daemon {
@@ -19,8 +20,9 @@ Result<std::filesystem::path> FindShimWheel(const config::Config& config);
 
 std::vector<python::Interpreter> DiscoverConfiguredInterpreters(const config::Config& config);
 
-envs::EnvManagerOptions MakeEnvManagerOptions(const config::Config& config,
-                                              std::vector<python::Interpreter> interpreters,
-                                              std::filesystem::path shim_wheel);
+envs::EnvOptions MakeEnvOptions(const config::Config& config,
+                                std::vector<python::Interpreter> interpreters,
+                                std::filesystem::path shim_wheel);
+envs::RunnerOptions MakeRunnerOptions(const envs::EnvOptions& options);
 
 }  // namespace gsk::daemon

@@ -1,7 +1,6 @@
 #include "supervisor/daemon/state_lock.h"
 
 #include <fcntl.h>
-#include <openssl/rand.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +9,8 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "base/crypto.h"
 
 namespace gsk::daemon {
 namespace {
@@ -73,14 +74,9 @@ Result<std::string> LoadOrCreateToken(const std::filesystem::path& path) {
     }
     return token;
   }
-  unsigned char raw[32];
-  if (RAND_bytes(raw, sizeof raw) != 1) return Internal("cannot generate a random API token");
-  static const char kHex[] = "0123456789abcdef";
-  std::string token;
-  for (unsigned char b : raw) {
-    token.push_back(kHex[b >> 4]);
-    token.push_back(kHex[b & 15]);
-  }
+  Result<std::string> random = RandomHex(32);
+  if (!random.ok()) return random.status().Annotate("generating the API token");
+  const std::string& token = *random;
   // Write to a temporary file and rename, so a crash never leaves a half-written token.
   std::filesystem::path tmp = path;
   tmp += ".tmp";

@@ -5,13 +5,11 @@
 
 #include "supervisor/relay/worker_socket.h"
 #include "supervisor/workers/store_observer.h"
-#include "supervisor/workers/timers.h"
 #include "supervisor/workers/worker_pool.h"
 
 namespace gsk::daemon {
 
 struct WorkerSupervision::Parts {
-  std::unique_ptr<workers::Timers> timers;
   std::unique_ptr<workers::StoreObserver> observer;
   std::unique_ptr<workers::WorkerPool> pool;
   std::unique_ptr<service::WorkerService> service;
@@ -23,13 +21,7 @@ namespace {
 workers::WorkerPoolOptions PoolOptions(const config::Config& config) {
   const config::WorkersConfig& w = config.workers;
   workers::WorkerPoolOptions o;
-  o.registration_deadline = w.registration_timeout;
-  o.start_seconds = w.start_seconds;
-  o.backoff_initial = w.backoff_initial;
-  o.backoff_max = w.backoff_max;
-  o.max_quick_failures = w.max_quick_failures;
-  o.stop_grace = w.stop_timeout;
-  o.reconnect_deadline = w.reconnect;
+  static_cast<workers::Timings&>(o) = w;
   o.supervisor_socket = config.WorkerSocketPath().string();
   o.adopted_log_rotate_bytes = static_cast<uint64_t>(w.log_rotate_bytes);
   o.launch_one_per_turn = true;
@@ -37,7 +29,7 @@ workers::WorkerPoolOptions PoolOptions(const config::Config& config) {
 }
 
 service::WorkerServiceOptions ServiceOptions(const config::Config& config,
-                                             envs::EnvManager& environments) {
+                                             envs::Environments& environments) {
   const config::WorkersConfig& w = config.workers;
   service::WorkerServiceOptions o;
   o.env_path = [&environments](const std::string& hash) { return environments.EnvPath(hash); };
@@ -48,8 +40,6 @@ service::WorkerServiceOptions ServiceOptions(const config::Config& config,
   if (w.open_files > 0) o.limits.open_files = static_cast<uint64_t>(w.open_files);
   if (w.max_processes > 0) o.limits.processes = static_cast<uint64_t>(w.max_processes);
   o.limits.core_bytes = 0;  // a crashing model must not fill the disk with cores
-  o.heartbeat = w.heartbeat;
-  o.reconnect = w.reconnect;
   return o;
 }
 
@@ -62,29 +52,26 @@ WorkerSupervision::~WorkerSupervision() {
 }
 
 Result<std::unique_ptr<WorkerSupervision>> WorkerSupervision::Start(
-    boost::asio::io_context& io, const config::Config& config, store::Store& store,
-    process::ProcessLauncher& launcher, const Clock& clock, service::KernelService& kernels,
-    envs::EnvManager& environments) {
+    const config::Config& config, const WorkerDeps& d) {
   std::unique_ptr<WorkerSupervision> self(new WorkerSupervision());
   Parts& p = *self->parts_;
-  p.timers = workers::MakeAsioTimers(io);
-  p.observer = std::make_unique<workers::StoreObserver>(store);
-  p.pool = std::make_unique<workers::WorkerPool>(launcher, *p.timers, clock, *p.observer,
+  p.observer = std::make_unique<workers::StoreObserver>(d.store);
+  p.pool = std::make_unique<workers::WorkerPool>(d.launcher, d.timers, d.clock, *p.observer,
                                                  PoolOptions(config));
-  p.service = std::make_unique<service::WorkerService>(&store, p.pool.get(), &kernels, &clock,
-                                                       ServiceOptions(config, environments));
+  p.service = std::make_unique<service::WorkerService>(d.store, *p.pool, d.kernels, d.clock,
+                                                       ServiceOptions(config, d.environments));
   relay::WorkerSocketOptions socket_options;
   socket_options.path = config.WorkerSocketPath();
   socket_options.heartbeat = config.workers.heartbeat;
   workers::WorkerPool* pool = p.pool.get();
   socket_options.on_hello = [pool](const workers::Registration& r) { return pool->OnRegistered(r); };
   socket_options.on_disconnect = [pool](const std::string& id) { pool->OnDisconnected(id); };
-  p.socket = std::make_unique<relay::WorkerSocket>(io, std::move(socket_options));
+  p.socket = std::make_unique<relay::WorkerSocket>(d.io, std::move(socket_options));
   GSK_RETURN_IF_ERROR(p.socket->Listen());
   p.service->AdoptFromStore();
   service::WorkerService* workers = p.service.get();
-  kernels.SetOnChange([workers](const std::string& name) { workers->Reconcile(name); });
-  environments.SetOnChange([workers](const std::string& hash) { workers->ReconcileEnv(hash); });
+  d.kernels.SetOnChange([workers](const std::string& name) { workers->Reconcile(name); });
+  d.environments.SetOnChange([workers](const std::string& hash) { workers->ReconcileEnv(hash); });
   return self;
 }
 

@@ -1,6 +1,6 @@
-// WorkerSupervision: the worker side of the daemon, assembled from the config: the timers, the
-// store observer, the worker pool, the worker service and the worker socket. Built once on the
-// core thread before serving; used and destroyed there.
+// WorkerSupervision: the worker side of the daemon, assembled from the config: the store
+// observer, the worker pool, the worker service and the worker socket. Built once on the core
+// thread before serving; used and destroyed there.
 #pragma once
 
 #include <functional>
@@ -8,8 +8,9 @@
 
 #include "base/clock.h"
 #include "base/result.h"
+#include "base/timers.h"
 #include "supervisor/config/config.h"
-#include "supervisor/envs/env_manager.h"
+#include "supervisor/envs/environments.h"
 #include "supervisor/process/process_launcher.h"
 #include "supervisor/service/kernel_service.h"
 #include "supervisor/service/worker_service.h"
@@ -21,14 +22,23 @@ class io_context;
 
 namespace gsk::daemon {
 
+// What the worker side needs from the rest of the daemon; all must outlive it.
+struct WorkerDeps {
+  boost::asio::io_context& io;
+  store::Store& store;
+  process::ProcessLauncher& launcher;
+  Timers& timers;
+  const Clock& clock;
+  service::KernelService& kernels;
+  envs::Environments& environments;
+};
+
 class WorkerSupervision {
  public:
   // Listens on the worker socket, adopts the workers a previous supervisor left, and hooks the
-  // pool to kernel and env changes. Everything passed in must outlive the object.
-  static Result<std::unique_ptr<WorkerSupervision>> Start(
-      boost::asio::io_context& io, const config::Config& config, store::Store& store,
-      process::ProcessLauncher& launcher, const Clock& clock, service::KernelService& kernels,
-      envs::EnvManager& environments);
+  // pool to kernel and env changes.
+  static Result<std::unique_ptr<WorkerSupervision>> Start(const config::Config& config,
+                                                          const WorkerDeps& deps);
   ~WorkerSupervision();
 
   service::WorkerService& service();

@@ -1,13 +1,16 @@
-// EnvManager: builds and caches the virtualenvs of managed kernels. An env is keyed by the
-// kernel-spec env hash and shared by every kernel with that hash; one build per hash at a time,
-// at most `max_concurrent` builds, each under a timeout. A build creates a venv without pip,
-// installs with the real pip run from its wheel, installs the worker shim and checks that it
-// imports; only then is the env marked ready in the store (so a crash at any point leaves no
-// half-built env marked ready). Not thread-safe: lives on the core io_context thread.
+// EnvManager: the build queue of managed environments, as a state machine driven by events:
+// requests (Ensure, Release, Rebuild), a build's end (from the BuildRunner) and its deadline
+// (from the Timers). An env is keyed by the kernel-spec env hash and shared by every kernel
+// with that hash. It joins requests for the same env, runs at most `max_concurrent` builds,
+// cancels a build no kernel needs any more, enforces the timeout and the disk budget, and
+// collects unused envs least recently used first. An env is marked ready in the store only
+// after every step succeeded and its marker file is written, so a crash at any point leaves no
+// half-built env marked ready. It is the one writer of the envs table. Not thread-safe: lives
+// on the core thread with its collaborators.
 #pragma once
 
-#include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,103 +20,90 @@
 
 #include "base/clock.h"
 #include "base/result.h"
-#include "supervisor/config/config.h"
+#include "base/timers.h"
+#include "supervisor/envs/build_runner.h"
+#include "supervisor/envs/env_options.h"
 #include "supervisor/envs/environments.h"
 #include "supervisor/envs/pip_output.h"
-#include "supervisor/process/process_launcher.h"
-#include "supervisor/python/interpreters.h"
 #include "supervisor/store/store.h"
-
-namespace boost::asio {
-class io_context;
-}
 
 namespace gsk::envs {
 
-struct EnvManagerOptions {
-  std::filesystem::path envs_dir;
-  std::filesystem::path logs_dir;
-  std::filesystem::path scratch_dir;
-  std::filesystem::path pip_cache_dir;  // "" = no cache
-  std::filesystem::path shim_wheel;
-  config::PackagesConfig packages;
-  config::BuildsConfig builds;
-  std::vector<python::Interpreter> interpreters;
-};
-
 class EnvManager final : public Environments {
  public:
-  // All pointers must outlive the manager.
-  EnvManager(boost::asio::io_context& io, store::Store* store, process::ProcessLauncher* launcher,
-             const Clock* clock, EnvManagerOptions options);
+  // All references must outlive the manager. `runner` runs the build steps.
+  EnvManager(store::Store& store, BuildRunner& runner, Timers& timers, const Clock& clock,
+             EnvOptions options);
   ~EnvManager() override;
   EnvManager(const EnvManager&) = delete;
   EnvManager& operator=(const EnvManager&) = delete;
 
   // At startup, before any Ensure: removes what an interrupted build left (directories of envs
-  // not marked ready, rows of builds nobody needs any more, unknown directories).
+  // not marked ready, rows of builds no kernel needs, unknown directories) and loads the envs.
   Status Recover();
 
-  // Makes sure the env exists for the kernels that refer to `request.hash` (already in the
-  // store): a ready env is reused at once (kernels become "ready"); otherwise a build is queued
-  // or joined. A failed env is built again only when `retry_failed`.
   void Ensure(const EnvRequest& request, bool retry_failed) override;
-  // Forgets the env's build when no kernel refers to the hash any more: a queued or running
-  // build is cancelled and its files removed; a ready env stays cached for reuse until GC.
   void Release(const std::string& hash) override;
-  // Builds the env again from scratch (kernels go back to "building"). kFailedPrecondition
-  // while a build of the same env is queued or running.
   Status Rebuild(const EnvRequest& request) override;
-
-  std::optional<BuildProgress> Progress(const std::string& hash) const override;
+  EnvState State(const std::string& hash) const override;
+  std::filesystem::path EnvPath(const std::string& hash) const override;
   std::filesystem::path LogPath(const std::string& hash) const override;
-  std::filesystem::path EnvPath(const std::string& hash) const;
-  const std::vector<python::Interpreter>& interpreters() const;
-  int running_builds() const;
+  void SetOnChange(std::function<void(const std::string& hash)> on_change) override {
+    on_change_ = std::move(on_change);
+  }
+
+  const std::vector<python::Interpreter>& interpreters() const { return options_.interpreters; }
+  int running_builds() const { return running_; }
 
   // Deletes unreferenced ready envs, least recently used first, until the total is within the
   // disk budget. Runs after every successful build.
   void CollectGarbage();
 
-  // Stops every build (their rows stay "building"; the next Recover + Ensure restarts them).
+  // Stops every build; their rows stay as they are and the next Recover + Ensure restarts them.
   void Shutdown();
 
-  // Called with an env's hash, soon after (posted to the io_context, never inside the call that
-  // caused it), when a build of it ended (ready or failed) or a rebuild sent its kernels back to
-  // building. Not when Ensure finds the env ready at once: the caller knows that already.
-  void SetOnChange(std::function<void(const std::string& hash)> on_change) {
-    on_change_ = std::move(on_change);
-  }
-
  private:
-  struct Build;
+  struct Build {
+    EnvRequest request;
+    store::EnvRow row;  // what the build will write once it ends
+    PipOutput pip;
+    std::ofstream log;
+    TimerId deadline = 0;
+    bool running = false;
+    bool cancelled = false;
+    bool timed_out = false;
+  };
+
+  void Enqueue(const EnvRequest& request);
   void StartQueued();
   void StartBuild(Build& build);
-  void RunStep(Build& build, const std::string& phase, std::vector<std::string> argv,
-               std::map<std::string, std::string> env, void (EnvManager::*next)(Build&));
-  void InstallStep(Build& build);
-  void VerifyStep(Build& build);
+  Result<python::Interpreter> CheckBeforeBuild(Build& build);
+  void OnBuildDone(const std::string& hash, const StepOutcome& outcome);
+  void OnDeadline(const std::string& hash);
   void Succeed(Build& build);
-  void Notify(const std::string& hash);
-  // The status of the asking kernel, or of every kernel of the env (request.kernel empty).
-  void SetStatus(const EnvRequest& request, const std::string& status,
-                 const std::string& last_error);
   void Fail(Build& build, const std::string& reason);
   void Finish(const std::string& hash);
+  void Notify(const std::string& hash);
   void Log(Build& build, std::string_view line);
-  Status WriteEnv(store::EnvRow& row, const std::string& kind);
+  // Writes the env's row (and updates the cache) with an event of `kind`.
+  Status WriteEnv(store::EnvRow row, const std::string& kind);
+  Status DeleteEnv(const std::string& hash, const std::string& kind, const std::string& reason);
+  store::EnvRow RowFor(const EnvRequest& request) const;
+  int64_t References(const std::string& hash);
   int64_t ReferencedBytes(const std::string& except_hash);
 
-  boost::asio::io_context& io_;
-  store::Store* store_;
-  process::ProcessLauncher* launcher_;
-  const Clock* clock_;
-  EnvManagerOptions options_;
+  store::Store& store_;
+  BuildRunner& runner_;
+  Timers& timers_;
+  const Clock& clock_;
+  EnvOptions options_;
+  std::map<std::string, store::EnvRow> rows_;            // the envs table, as written
   std::map<std::string, std::unique_ptr<Build>> builds_;  // queued or running, by hash
   std::vector<std::string> queue_;
   int running_ = 0;
   bool shutting_down_ = false;
   std::function<void(const std::string& hash)> on_change_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 // Total size in bytes of the regular files under `dir` (symlinks not followed).

@@ -44,7 +44,7 @@ Command PipInstallCommand(const PipInputs& in) {
     c.argv.emplace_back(flag);
     c.argv.push_back(value);
   };
-  const config::PackagesConfig& p = in.packages;
+  const PackageIndex& p = in.index;
   if (p.offline) {
     c.argv.emplace_back("--no-index");
   } else {

@@ -1,5 +1,5 @@
 // The argv and environment of the build steps (venv creation, pip install, verification), built
-// from the configuration alone: no shell, and none of the daemon's own environment leaks in.
+// from the settings alone: no shell, and none of the daemon's own environment leaks in.
 // Pure functions; thread-safe.
 #pragma once
 
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/config/config.h"
+#include "supervisor/envs/env_options.h"
 
 namespace gsk::envs {
 
@@ -24,7 +24,7 @@ struct PipInputs {
   std::filesystem::path shim_wheel;         // the worker shim, always installed
   std::filesystem::path cache_dir;          // "" = no cache
   std::filesystem::path scratch_dir;        // HOME and TMPDIR of the build steps
-  config::PackagesConfig packages;
+  PackageIndex index;
   bool compile_bytecode = false;
 };
 

@@ -24,10 +24,10 @@ PipInputs Inputs() {
 
 TEST(PipCommandTest, InstallRunsPipFromItsWheelWithTheVenvPython) {
   PipInputs in = Inputs();
-  in.packages.index_url = "http://127.0.0.1:8080/simple";
-  in.packages.extra_index_urls = {"http://127.0.0.1:8081/simple"};
-  in.packages.find_links = {"/srv/wheels"};
-  in.packages.trusted_hosts = {"127.0.0.1"};
+  in.index.index_url = "http://127.0.0.1:8080/simple";
+  in.index.extra_index_urls = {"http://127.0.0.1:8081/simple"};
+  in.index.find_links = {"/srv/wheels"};
+  in.index.trusted_hosts = {"127.0.0.1"};
   Command c = PipInstallCommand(in);
   EXPECT_EQ(c.argv[0], "/state/envs/abc/bin/python");
   EXPECT_EQ(c.argv[3], "/usr/share/python-wheels/pip-23.0.1-py3-none-any.whl/pip");
@@ -44,9 +44,9 @@ TEST(PipCommandTest, InstallRunsPipFromItsWheelWithTheVenvPython) {
 
 TEST(PipCommandTest, OfflineUsesNoIndexAndFindLinksOnly) {
   PipInputs in = Inputs();
-  in.packages.offline = true;
-  in.packages.index_url = "http://ignored";
-  in.packages.find_links = {"/srv/wheels"};
+  in.index.offline = true;
+  in.index.index_url = "http://ignored";
+  in.index.find_links = {"/srv/wheels"};
   in.cache_dir.clear();
   Command c = PipInstallCommand(in);
   EXPECT_TRUE(Has(c.argv, "--no-index"));

@@ -23,7 +23,7 @@ namespace gsk::relay {
 
 struct WorkerSocketOptions {
   std::filesystem::path path;  // created with mode 0600; a stale socket file is replaced
-  std::chrono::milliseconds heartbeat{5000};
+  std::chrono::milliseconds heartbeat = workers::Timings{}.heartbeat;
   std::chrono::milliseconds hello_timeout{10000};  // a connection must say hello within this
   int max_connections = 4096;
   // OK: the worker is registered (welcome is sent). An error is sent to the worker as

@@ -10,12 +10,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
 #include "supervisor/api/router.h"
+#include "supervisor/server/request_framing.h"
 
 namespace gsk::server {
 namespace {
@@ -24,13 +26,16 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using asio::awaitable;
+using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 using TcpStream = beast::tcp_stream;
 using UnixStream = beast::basic_stream<asio::local::stream_protocol>;
 
-constexpr uint32_t kHeaderLimit = 16 * 1024;
 constexpr uint64_t kMaxDrainBytes = 256ull << 20;
+// What a connection buffers beyond its header: a read window, and the whole of any chunk line
+// or trailer section, which are therefore bounded by this too.
+constexpr size_t kBufferLimit = kHeaderLimit + 64 * 1024;
 
 http::response<http::string_body> ToBeast(api::HttpResponse&& r, unsigned version,
                                           bool keep_alive) {
@@ -50,33 +55,84 @@ api::HttpResponse ParseErrorResponse(const beast::error_code& ec, uint64_t body_
   if (ec == http::error::header_limit) {
     return api::ErrorResponse(431, "HEADERS_TOO_LARGE", "request headers exceed 16 KiB");
   }
+  if (ec == http::error::buffer_overflow) {
+    return api::ErrorResponse(431, "HEADERS_TOO_LARGE",
+                              "a chunk line or the trailer section is too large");
+  }
   return api::ErrorResponse(400, "BAD_REQUEST", "malformed HTTP request: " + ec.message());
 }
+
+// One open connection, as the listener sees it (to pick which one to close when full).
+struct Connection {
+  enum class State { kWaiting, kReading, kHandling, kWriting };
+  State state = State::kWaiting;  // kWaiting: for the next request to start
+  Clock::time_point since = Clock::now();
+  const beast::flat_buffer* buffer = nullptr;  // bytes of a request that has begun
+  std::function<void()> close;
+};
+
+struct Listener {
+  bool trusted = false;
+  int max_connections = 256;
+  std::list<Connection> connections;
+  uint64_t evicted = 0;
+
+  // Closes the connection waiting longest with nothing received, else the one reading a
+  // request for longest (a slow client). False when every connection is busy serving.
+  bool EvictOne() {
+    Connection* best = nullptr;
+    auto rank = [](const Connection& c) {
+      if (c.state == Connection::State::kWaiting && (c.buffer == nullptr || c.buffer->size() == 0)) {
+        return 0;
+      }
+      if (c.state == Connection::State::kWaiting || c.state == Connection::State::kReading) return 1;
+      return 2;
+    };
+    for (Connection& c : connections) {
+      if (rank(c) == 2 || !c.close) continue;
+      if (best == nullptr || rank(c) < rank(*best) || (rank(c) == rank(*best) && c.since < best->since)) {
+        best = &c;
+      }
+    }
+    if (best == nullptr) return false;
+    auto close = std::move(best->close);
+    best->close = nullptr;
+    close();
+    ++evicted;
+    return true;
+  }
+};
 
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
-  Impl(asio::io_context& io_context, ServerOptions opts, Handler h)
-      : io(io_context), options(opts), handler(std::move(h)) {}
+  Impl(asio::io_context& io_context, ServerOptions opts, Handler h, BodyLimit limit)
+      : io(io_context), options(opts), handler(std::move(h)), body_limit(std::move(limit)) {}
 
   asio::io_context& io;
   ServerOptions options;
   Handler handler;
+  BodyLimit body_limit;
   std::unique_ptr<asio::ip::tcp::acceptor> tcp_acceptor;
   std::unique_ptr<asio::local::stream_protocol::acceptor> unix_acceptor;
-  std::list<std::function<void()>> closers;  // one per open connection
+  Listener tcp;
+  Listener unix;
   bool stopped = false;
 
   template <typename Acceptor, typename Stream>
-  awaitable<void> AcceptLoop(Acceptor& acceptor, bool trusted);
+  awaitable<void> AcceptLoop(Acceptor& acceptor, Listener& listener);
   template <typename Stream>
-  awaitable<void> Session(Stream stream, bool trusted);
+  awaitable<void> Session(Stream stream, Listener& listener);
   template <typename Stream>
   awaitable<void> RejectAndDrain(Stream& stream, api::HttpResponse response, unsigned version);
+  awaitable<api::HttpResponse> Call(api::HttpRequest request);
+  uint64_t BodyLimitFor(std::string_view method, std::string_view target) const {
+    return body_limit ? body_limit(method, target) : options.max_body_bytes;
+  }
 };
 
 template <typename Acceptor, typename Stream>
-awaitable<void> HttpServer::Impl::AcceptLoop(Acceptor& acceptor, bool trusted) {
+awaitable<void> HttpServer::Impl::AcceptLoop(Acceptor& acceptor, Listener& listener) {
   auto self = shared_from_this();
   while (!stopped) {
     auto [ec, socket] = co_await acceptor.async_accept(kTuple);
@@ -85,13 +141,11 @@ awaitable<void> HttpServer::Impl::AcceptLoop(Acceptor& acceptor, bool trusted) {
       spdlog::warn("event=http.accept_failed error=\"{}\"", ec.message());
       continue;
     }
-    if (trusted) {
-      // Already guarded by the socket file's permissions; no further checks needed here.
-    } else {
+    if constexpr (std::is_same_v<Stream, TcpStream>) {
       beast::error_code ignored;
       socket.set_option(asio::ip::tcp::no_delay(true), ignored);
     }
-    asio::co_spawn(io, Session<Stream>(Stream(std::move(socket)), trusted), asio::detached);
+    asio::co_spawn(io, Session<Stream>(Stream(std::move(socket)), listener), asio::detached);
   }
 }
 
@@ -103,7 +157,7 @@ awaitable<void> HttpServer::Impl::RejectAndDrain(Stream& stream, api::HttpRespon
   auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
   if (wec) co_return;
   // Read and discard what the client is still sending, for a bounded time and size, so that it
-  // sees our answer instead of a connection reset.
+  // sees our answer instead of a connection reset. Nothing of it is parsed.
   beast::error_code ignored;
   stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
   std::array<char, 64 * 1024> sink;
@@ -116,51 +170,87 @@ awaitable<void> HttpServer::Impl::RejectAndDrain(Stream& stream, api::HttpRespon
   }
 }
 
-template <typename Stream>
-awaitable<void> HttpServer::Impl::Session(Stream stream, bool trusted) {
+// Hands the request to the handler and waits for its reply, which may come on a later turn.
+awaitable<api::HttpResponse> HttpServer::Impl::Call(api::HttpRequest request) {
   auto self = shared_from_this();
-  auto closer = closers.insert(closers.end(), [&stream] {
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(api::HttpResponse)>(
+      [self, request = std::move(request)](auto completion) mutable {
+        auto pending = std::make_shared<std::optional<decltype(completion)>>(std::move(completion));
+        self->handler(request, [self, pending](api::HttpResponse r) {
+          if (!pending->has_value()) return;  // answered already
+          auto done = std::move(**pending);
+          pending->reset();
+          // Resume the session on its own turn, never inside the handler's call stack.
+          asio::post(self->io, [done = std::move(done), r = std::move(r)]() mutable {
+            std::move(done)(std::move(r));
+          });
+        });
+      },
+      asio::use_awaitable);
+}
+
+template <typename Stream>
+awaitable<void> HttpServer::Impl::Session(Stream stream, Listener& listener) {
+  auto self = shared_from_this();
+  if (static_cast<int>(listener.connections.size()) >= listener.max_connections &&
+      !listener.EvictOne()) {
+    co_await RejectAndDrain(stream,
+                            api::ErrorResponse(503, "UNAVAILABLE",
+                                               "too many connections busy; retry later"),
+                            11);
+    co_return;
+  }
+  beast::flat_buffer buffer(kBufferLimit);
+  auto conn = listener.connections.insert(listener.connections.end(), Connection{});
+  conn->buffer = &buffer;
+  conn->close = [&stream] {
     beast::error_code ignored;
     stream.socket().shutdown(asio::socket_base::shutdown_both, ignored);
     stream.socket().close(ignored);
-  });
-  if (closers.size() > static_cast<size_t>(options.max_connections)) {
-    co_await RejectAndDrain(stream,
-                            api::ErrorResponse(503, "UNAVAILABLE",
-                                               "too many open connections; retry later"),
-                            11);
-    closers.erase(closer);
-    co_return;
-  }
-  beast::flat_buffer buffer;
+  };
   bool first = true;
+  auto on_chunk = [](std::uint64_t, beast::string_view extensions, beast::error_code& ec) {
+    if (extensions.size() > kMaxChunkExtensionBytes) ec = http::error::bad_chunk_extension;
+  };
   while (!stopped) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);
-    parser.body_limit(options.max_body_bytes);
+    parser.on_chunk_header(on_chunk);
+    conn->state = Connection::State::kWaiting;
+    conn->since = Clock::now();
     // An idle keep-alive connection waits idle_timeout for the next request to start; once it
     // started, the whole request must arrive within read_timeout.
     stream.expires_after(first ? options.read_timeout : options.idle_timeout);
     auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kTuple);
     if (hec == http::error::end_of_stream || hec == beast::error::timeout ||
-        hec == asio::error::operation_aborted || hec == asio::error::connection_reset) {
+        hec == asio::error::operation_aborted || hec == asio::error::connection_reset ||
+        hec == asio::error::bad_descriptor || !conn->close) {
       break;
     }
     if (hec) {
       co_await RejectAndDrain(stream, ParseErrorResponse(hec, options.max_body_bytes), 11);
       break;
     }
+    conn->state = Connection::State::kReading;
+    auto& header = parser.get();
+    if (Status framing = CheckFraming(FramingOf(header)); !framing.ok()) {
+      // The length of this request is ambiguous: whatever follows it is not read as a request.
+      co_await RejectAndDrain(stream, api::ErrorResponse(400, "BAD_REQUEST", framing.message()),
+                              header.version());
+      break;
+    }
+    uint64_t max_body = BodyLimitFor(header.method_string(), header.target());
+    parser.body_limit(max_body);
     stream.expires_after(options.read_timeout);
-    if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+    if (beast::iequals(header[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, 11};
       auto [cec, cn] = co_await http::async_write(stream, cont, kTuple);
       if (cec) break;
     }
     auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
     if (ec) {
-      if (ec == beast::error::timeout || ec == asio::error::operation_aborted) break;
-      co_await RejectAndDrain(stream, ParseErrorResponse(ec, options.max_body_bytes),
-                              parser.get().version());
+      if (ec == beast::error::timeout || ec == asio::error::operation_aborted || !conn->close) break;
+      co_await RejectAndDrain(stream, ParseErrorResponse(ec, max_body), header.version());
       break;
     }
     first = false;
@@ -171,20 +261,34 @@ awaitable<void> HttpServer::Impl::Session(Stream stream, bool trusted) {
     request.content_type = std::string(req[http::field::content_type]);
     request.authorization = std::string(req[http::field::authorization]);
     request.body = std::move(req.body());
-    request.trusted = trusted;
-    bool keep_alive = req.keep_alive() && !stopped;
-    auto res = ToBeast(handler(request), req.version(), keep_alive);
-    if (req.method() == http::verb::head) res.body().clear();
+    request.trusted = listener.trusted;
+    bool keep_alive = req.keep_alive();
+    unsigned version = req.version();
+    bool head = req.method() == http::verb::head;
+    conn->state = Connection::State::kHandling;
+    api::HttpResponse response = co_await Call(std::move(request));
+    if (!conn->close) break;  // closed meanwhile
+    conn->state = Connection::State::kWriting;
+    keep_alive = keep_alive && !stopped;
+    auto res = ToBeast(std::move(response), version, keep_alive);
+    if (head) res.body().clear();
+    stream.expires_after(options.read_timeout);
     auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
     if (wec || !keep_alive) break;
   }
   beast::error_code ignored;
   stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
-  closers.erase(closer);
+  listener.connections.erase(conn);
 }
 
-HttpServer::HttpServer(asio::io_context& io, ServerOptions options, Handler handler)
-    : impl_(std::make_shared<Impl>(io, options, std::move(handler))) {}
+HttpServer::HttpServer(asio::io_context& io, ServerOptions options, Handler handler,
+                       BodyLimit body_limit)
+    : impl_(std::make_shared<Impl>(io, options, std::move(handler), std::move(body_limit))) {
+  int max = options.max_connections > 0 ? options.max_connections : 256;
+  impl_->tcp.max_connections = max;
+  impl_->unix.max_connections = max;
+  impl_->unix.trusted = true;
+}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -208,7 +312,8 @@ Result<uint16_t> HttpServer::ListenTcp(const std::string& host, uint16_t port) {
   uint16_t bound = acceptor->local_endpoint().port();
   impl_->tcp_acceptor = std::move(acceptor);
   asio::co_spawn(impl_->io,
-                 impl_->AcceptLoop<asio::ip::tcp::acceptor, TcpStream>(*impl_->tcp_acceptor, false),
+                 impl_->AcceptLoop<asio::ip::tcp::acceptor, TcpStream>(*impl_->tcp_acceptor,
+                                                                       impl_->tcp),
                  asio::detached);
   return bound;
 }
@@ -233,7 +338,7 @@ Status HttpServer::ListenUnix(const std::filesystem::path& path, uint32_t mode) 
   impl_->unix_acceptor = std::move(acceptor);
   asio::co_spawn(impl_->io,
                  impl_->AcceptLoop<asio::local::stream_protocol::acceptor, UnixStream>(
-                     *impl_->unix_acceptor, true),
+                     *impl_->unix_acceptor, impl_->unix),
                  asio::detached);
   return Status::Ok();
 }
@@ -244,11 +349,21 @@ void HttpServer::Stop() {
   beast::error_code ignored;
   if (impl_->tcp_acceptor) impl_->tcp_acceptor->close(ignored);
   if (impl_->unix_acceptor) impl_->unix_acceptor->close(ignored);
-  // Each closer makes its session's pending read fail; the session then removes itself.
-  auto closers = impl_->closers;
-  for (auto& close : closers) close();
+  // Each close makes its session's pending read fail; the session then removes itself.
+  for (Listener* listener : {&impl_->tcp, &impl_->unix}) {
+    for (Connection& c : listener->connections) {
+      if (!c.close) continue;
+      auto close = std::move(c.close);
+      c.close = nullptr;
+      close();
+    }
+  }
 }
 
-int HttpServer::open_connections() const { return static_cast<int>(impl_->closers.size()); }
+int HttpServer::open_connections() const {
+  return static_cast<int>(impl_->tcp.connections.size() + impl_->unix.connections.size());
+}
+
+uint64_t HttpServer::evicted_connections() const { return impl_->tcp.evicted + impl_->unix.evicted; }
 
 }  // namespace gsk::server

@@ -1,18 +1,24 @@
 // HttpServer: HTTP/1.1 with keep-alive over TCP and over a Unix socket (Boost.Beast, C++20
-// coroutines), with a header and body size limit, read and idle timeouts, and a cap on open
-// connections. Every request is handed to one Handler on the io_context's thread, so the handler
-// needs no locking. All methods must be called on that thread too.
+// coroutines). Strict about framing: a request whose length is ambiguous (a Transfer-Encoding
+// other than exactly "chunked", Transfer-Encoding with Content-Length, repeated
+// Content-Length) is answered 400 and its connection closed, so nothing can be smuggled behind
+// it; headers, chunk lines and trailers are bounded, and so are bodies, per route. Each listener
+// holds at most `max_connections`; when full, the connection idle for longest is closed to make
+// room, so idle clients cannot lock others out. Every request goes to one Handler on the
+// io_context's thread, so the handler needs no locking; it answers through its Reply, at once or
+// later. All methods must be called on that thread too.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "base/result.h"
 #include "supervisor/api/http_types.h"
+#include "supervisor/server/server_options.h"
 
 namespace boost::asio {
 class io_context;
@@ -20,18 +26,18 @@ class io_context;
 
 namespace gsk::server {
 
-struct ServerOptions {
-  uint64_t max_body_bytes = 1 << 20;
-  std::chrono::seconds read_timeout{30};   // a request must arrive whole within this
-  std::chrono::seconds idle_timeout{120};  // keep-alive connections idle longer are closed
-  int max_connections = 256;               // further connections get 503 and are closed
-};
+inline constexpr uint32_t kHeaderLimit = 16 * 1024;        // request line and fields
+inline constexpr size_t kMaxChunkExtensionBytes = 1024;    // per chunk line
 
 class HttpServer {
  public:
-  using Handler = std::function<api::HttpResponse(const api::HttpRequest&)>;
+  using Handler = std::function<void(const api::HttpRequest& request, api::Reply reply)>;
+  // The largest body accepted for a request, from its method and target (read before the
+  // body); nullptr: options.max_body_bytes for every request.
+  using BodyLimit = std::function<uint64_t(std::string_view method, std::string_view target)>;
 
-  HttpServer(boost::asio::io_context& io, ServerOptions options, Handler handler);
+  HttpServer(boost::asio::io_context& io, ServerOptions options, Handler handler,
+             BodyLimit body_limit = nullptr);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -46,6 +52,8 @@ class HttpServer {
   void Stop();
 
   int open_connections() const;
+  // Connections closed to make room for new ones (idle first).
+  uint64_t evicted_connections() const;
 
  private:
   struct Impl;

@@ -1,93 +1,186 @@
 #include "supervisor/service/kernel_service.h"
 
-#include "supervisor/service/file_chunk.h"
-
-#include <fstream>
+#include <climits>
 #include <set>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 namespace gsk::service {
+namespace {
 
-KernelService::KernelService(store::Store* store, const Clock* clock, ServiceOptions options,
-                             envs::Environments* envs)
-    : store_(store), clock_(clock), options_(std::move(options)), envs_(envs) {}
-
-void KernelService::EnsureEnv(const spec::KernelSpec& spec, const std::string& hash,
-                              bool retry_failed, bool every_kernel) {
-  if (envs_ == nullptr || spec.type != spec::KernelType::kProcess) return;
-  envs::EnvRequest request;
-  request.hash = hash;
-  if (!every_kernel) request.kernel = spec.name;
-  request.python_minor = spec.python_version;
-  for (const auto& r : spec.EffectiveRequirements()) request.requirements.push_back(r.Canonical());
-  envs_->Ensure(request, retry_failed);
+// How documents stored by an earlier version are read when today's rules refuse them: whatever
+// pip options, URLs or paths they hold, any worker count, any version label.
+spec::ParseOptions Permissive() {
+  spec::ParseOptions o;
+  o.allow_pip_options = o.allow_direct_urls = o.allow_local_paths = true;
+  o.max_workers = INT_MAX;
+  o.keep_any_version = true;
+  return o;
 }
 
-Result<store::KernelRow> KernelService::Reload(const std::string& name) {
-  GSK_ASSIGN_OR_RETURN(auto row, store_->GetKernel(name));
-  if (!row) return NotFound("kernel \"" + name + "\" was deleted meanwhile");
-  return std::move(*row);
+Status NotFoundKernel(const std::string& name) {
+  return NotFound("kernel \"" + name + "\" does not exist").WithDetail("name", name);
 }
 
-store::KernelRow KernelService::NewRow(const spec::KernelSpec& spec,
-                                       std::string spec_json) const {
+}  // namespace
+
+std::string_view KernelStatusName(KernelStatus status) {
+  switch (status) {
+    case KernelStatus::kPending: return "pending";
+    case KernelStatus::kBuilding: return "building";
+    case KernelStatus::kReady: return "ready";
+    case KernelStatus::kFailed: return "failed";
+  }
+  return "pending";
+}
+
+KernelService::KernelService(store::Store& store, const Clock& clock, envs::Environments& envs,
+                             ServiceOptions options)
+    : store_(store), clock_(clock), envs_(envs), options_(std::move(options)) {}
+
+Kernel KernelService::FromSpec(spec::KernelSpec spec) const {
+  Kernel k;
+  k.document = spec::ToJson(spec, /*redact_env=*/false).dump();
+  k.env_hash = spec::EnvHash(spec, options_.index_fingerprint);
+  k.spec = std::move(spec);
+  return k;
+}
+
+Kernel KernelService::FromRow(const store::KernelRow& row) const {
+  Result<spec::KernelSpec> spec = spec::ParseKernelDocument(row.spec_json, options_.parse);
+  std::string problem;
+  if (!spec.ok()) {
+    problem = "the stored document breaks the rules of this supervisor (" +
+              spec.status().message() + "); replace it (PUT) or delete the kernel";
+    spec = spec::ParseKernelDocument(row.spec_json, Permissive());
+  }
+  Kernel k;
+  if (spec.ok()) {
+    k = FromSpec(std::move(spec).value());
+  } else {
+    k.spec.name = row.name;  // unreadable even leniently: keep what the row says
+    k.spec.type = row.type == "UNMANAGED" ? spec::KernelType::kUnmanaged : spec::KernelType::kProcess;
+    k.env_hash = row.env_hash;
+  }
+  k.problem = std::move(problem);
+  if (!k.problem.empty()) k.document = row.spec_json;  // kept as it was written
+  k.generation = row.generation;
+  k.created_at_ms = row.created_at_ms;
+  k.updated_at_ms = row.updated_at_ms;
+  k.workers_stopped = row.workers_stopped;
+  return k;
+}
+
+store::KernelRow KernelService::ToRow(const Kernel& k) const {
   store::KernelRow row;
-  row.name = spec.name;
-  row.type = std::string(spec::KernelTypeName(spec.type));
-  row.spec_json = std::move(spec_json);
-  row.env_hash = spec::EnvHash(spec, options_.index_fingerprint);
-  row.status = "pending";
-  row.generation = 1;
-  row.created_at_ms = row.updated_at_ms = clock_->NowUnixMillis();
+  row.name = k.name();
+  row.type = std::string(spec::KernelTypeName(k.spec.type));
+  row.spec_json = k.document;
+  row.env_hash = k.env_hash;
+  row.generation = k.generation;
+  row.created_at_ms = k.created_at_ms;
+  row.updated_at_ms = k.updated_at_ms;
+  row.workers_stopped = k.workers_stopped;
   return row;
 }
 
-store::Event KernelService::MakeEvent(std::string kind, const std::string& name,
-                                      const Caller& caller, const store::KernelRow& row) const {
-  store::Event e;
-  e.ts_ms = clock_->NowUnixMillis();
-  e.kind = std::move(kind);
-  e.subject = "kernel/" + name;
-  e.actor = caller.actor;
-  nlohmann::json detail = {{"type", row.type}, {"generation", row.generation}};
-  if (!row.env_hash.empty()) detail["envHash"] = row.env_hash;
-  e.detail_json = detail.dump();
-  return e;
+store::Event KernelService::MakeEvent(std::string kind, const Kernel& k,
+                                      const Caller& caller) const {
+  nlohmann::json detail = {{"type", spec::KernelTypeName(k.spec.type)},
+                           {"generation", k.generation}};
+  if (!k.env_hash.empty()) detail["envHash"] = k.env_hash;
+  return {0, clock_.NowUnixMillis(), std::move(kind), "kernel/" + k.name(), caller.actor,
+          detail.dump()};
+}
+
+Status KernelService::Load() {
+  GSK_ASSIGN_OR_RETURN(std::vector<store::KernelRow> rows, store_.ListKernels());
+  kernels_.clear();
+  std::vector<store::KernelRow> rewritten;
+  for (const store::KernelRow& row : rows) {
+    Kernel k = FromRow(row);
+    if (!k.problem.empty()) {
+      spdlog::warn("event=kernel.invalid kernel={} error=\"{}\"", row.name, k.problem);
+    } else if (k.env_hash != row.env_hash || k.document != row.spec_json) {
+      rewritten.push_back(ToRow(k));
+    }
+    std::string name = row.name;
+    kernels_.emplace(std::move(name), std::move(k));
+  }
+  if (rewritten.empty()) return Status::Ok();
+  nlohmann::json detail = {{"kernels", rewritten.size()},
+                           {"reason", "the package index settings or the document rules changed"}};
+  store::Event e{0, clock_.NowUnixMillis(), "kernels.rehashed", "supervisor", "supervisor",
+                 detail.dump()};
+  GSK_RETURN_IF_ERROR(store_.UpdateKernels(rewritten, e));
+  spdlog::info("event=kernels.rehashed count={}", rewritten.size());
+  return Status::Ok();
+}
+
+void KernelService::EnsureEnv(const Kernel& k, bool retry_failed) {
+  if (!k.managed() || !k.problem.empty()) return;
+  envs::EnvRequest request{k.env_hash, k.spec.python_version, {}};
+  for (const auto& r : k.spec.EffectiveRequirements()) request.requirements.push_back(r.Canonical());
+  envs_.Ensure(request, retry_failed);
+}
+
+void KernelService::ResumeEnvironments() {
+  std::set<std::string> done;  // once per env: thousands of kernels may share one
+  for (const auto& [name, k] : kernels_) {
+    if (k.managed() && done.insert(k.env_hash).second) EnsureEnv(k, /*retry_failed=*/false);
+  }
+}
+
+Kernel* KernelService::Find(const std::string& name) {
+  auto it = kernels_.find(name);
+  return it == kernels_.end() ? nullptr : &it->second;
+}
+
+Result<const Kernel*> KernelService::Get(const std::string& name) const {
+  GSK_RETURN_IF_ERROR(spec::ValidateKernelName(name));
+  auto it = kernels_.find(name);
+  if (it == kernels_.end()) return NotFoundKernel(name);
+  return &it->second;
+}
+
+std::vector<const Kernel*> KernelService::List() const {
+  std::vector<const Kernel*> out;
+  out.reserve(kernels_.size());
+  for (const auto& [name, k] : kernels_) out.push_back(&k);
+  return out;
 }
 
 Result<WriteOutcome> KernelService::Create(std::string_view body, const Caller& caller) {
   GSK_ASSIGN_OR_RETURN(spec::KernelSpec spec, spec::ParseKernelDocument(body, options_.parse));
-  std::string spec_json = spec::ToJson(spec, /*redact_env=*/false).dump();
-  GSK_ASSIGN_OR_RETURN(auto existing, store_->GetKernel(spec.name));
-  if (existing) {
-    if (existing->spec_json == spec_json) {
-      return WriteOutcome{std::move(*existing), false, spec.warnings};
-    }
-    return AlreadyExists("kernel \"" + spec.name +
+  std::vector<std::string> warnings = std::move(spec.warnings);
+  Kernel k = FromSpec(std::move(spec));
+  if (const Kernel* existing = Find(k.name())) {
+    if (existing->document == k.document) return WriteOutcome{existing, false, warnings};
+    return AlreadyExists("kernel \"" + k.name() +
                          "\" already exists with a different document; delete it first or "
-                         "replace it with PUT /api/v1/kernels/" + spec.name)
+                         "replace it with PUT /api/v1/kernels/" + k.name())
         .WithDetail("field", "name");
   }
-  GSK_ASSIGN_OR_RETURN(int64_t count, store_->CountKernels());
-  if (count >= options_.max_kernels) {
-    return ResourceExhausted("the supervisor already holds " + std::to_string(count) +
+  if (static_cast<int64_t>(kernels_.size()) >= options_.max_kernels) {
+    return ResourceExhausted("the supervisor already holds " + std::to_string(kernels_.size()) +
                              " kernels, the configured maximum; delete unused kernels or raise "
                              "[limits] max_kernels");
   }
-  store::KernelRow row = NewRow(spec, std::move(spec_json));
-  GSK_RETURN_IF_ERROR(store_->InsertKernel(row, MakeEvent("kernel.created", row.name, caller, row)));
-  EnsureEnv(spec, row.env_hash, /*retry_failed=*/true);
-  GSK_ASSIGN_OR_RETURN(row, Reload(row.name));  // the env may have been ready already
-  Changed(row.name);
-  return WriteOutcome{std::move(row), true, std::move(spec.warnings)};
+  k.created_at_ms = k.updated_at_ms = clock_.NowUnixMillis();
+  GSK_RETURN_IF_ERROR(store_.InsertKernel(ToRow(k), MakeEvent("kernel.created", k, caller)));
+  std::string name = k.name();
+  const Kernel& stored = kernels_.emplace(name, std::move(k)).first->second;
+  EnsureEnv(stored, /*retry_failed=*/true);
+  Changed(name);
+  return WriteOutcome{&stored, true, std::move(warnings)};
 }
 
 Result<WriteOutcome> KernelService::Replace(const std::string& name, std::string_view body,
                                             const Caller& caller) {
   GSK_RETURN_IF_ERROR(spec::ValidateKernelName(name));
-  GSK_ASSIGN_OR_RETURN(auto existing, store_->GetKernel(name));
-  if (!existing) {
+  const Kernel* existing = Find(name);
+  if (existing == nullptr) {
     return NotFound("kernel \"" + name + "\" does not exist; create it with POST /api/v1/kernels")
         .WithDetail("name", name);
   }
@@ -104,149 +197,133 @@ Result<WriteOutcome> KernelService::Replace(const std::string& name, std::string
   }
   std::string patched = doc.is_object() ? doc.dump() : std::string(body);
   GSK_ASSIGN_OR_RETURN(spec::KernelSpec spec, spec::ParseKernelDocument(patched, options_.parse));
-  std::string spec_json = spec::ToJson(spec, /*redact_env=*/false).dump();
-  if (spec_json == existing->spec_json) {
-    return WriteOutcome{std::move(*existing), false, std::move(spec.warnings)};
+  std::vector<std::string> warnings = std::move(spec.warnings);
+  return Write(FromSpec(std::move(spec)), *existing, std::move(warnings), caller);
+}
+
+// Stores `k` in place of `existing` (same name) as its next generation.
+Result<WriteOutcome> KernelService::Write(Kernel k, const Kernel& existing,
+                                          std::vector<std::string> warnings,
+                                          const Caller& caller) {
+  if (k.document == existing.document && existing.problem.empty()) {
+    return WriteOutcome{&existing, false, std::move(warnings)};
   }
-  store::KernelRow row = NewRow(spec, std::move(spec_json));
-  row.created_at_ms = existing->created_at_ms;
-  row.generation = existing->generation + 1;
-  row.workers_stopped = existing->workers_stopped;
+  k.created_at_ms = existing.created_at_ms;
+  k.updated_at_ms = clock_.NowUnixMillis();
+  k.generation = existing.generation + 1;
+  k.workers_stopped = existing.workers_stopped;
+  GSK_RETURN_IF_ERROR(store_.UpdateKernel(ToRow(k), MakeEvent("kernel.replaced", k, caller)));
+  std::string old_hash = existing.env_hash;
+  bool was_buildable = existing.managed() && existing.problem.empty();
+  Kernel& stored = kernels_[existing.name()];  // `existing` is this very entry
+  stored = std::move(k);
   // The environment only needs to be built again when what determines it changed.
-  if (row.env_hash == existing->env_hash) {
-    row.status = existing->status;
-    row.last_error = existing->last_error;
-  }
-  GSK_RETURN_IF_ERROR(store_->UpdateKernel(row, MakeEvent("kernel.replaced", name, caller, row)));
-  if (row.env_hash != existing->env_hash) {
-    EnsureEnv(spec, row.env_hash, /*retry_failed=*/true);
-    if (envs_ != nullptr) envs_->Release(existing->env_hash);
-    GSK_ASSIGN_OR_RETURN(row, Reload(name));
-  }
-  Changed(name);
-  return WriteOutcome{std::move(row), true, std::move(spec.warnings)};
+  if (stored.env_hash != old_hash || !was_buildable) EnsureEnv(stored, /*retry_failed=*/true);
+  if (stored.env_hash != old_hash) envs_.Release(old_hash);
+  Changed(stored.name());
+  return WriteOutcome{&stored, true, std::move(warnings)};
 }
-
-Result<store::KernelRow> KernelService::Get(const std::string& name) {
-  GSK_RETURN_IF_ERROR(spec::ValidateKernelName(name));
-  GSK_ASSIGN_OR_RETURN(auto row, store_->GetKernel(name));
-  if (!row) return NotFound("kernel \"" + name + "\" does not exist").WithDetail("name", name);
-  return std::move(*row);
-}
-
-Result<std::vector<store::KernelRow>> KernelService::List() { return store_->ListKernels(); }
 
 Status KernelService::Delete(const std::string& name, const Caller& caller) {
-  GSK_ASSIGN_OR_RETURN(store::KernelRow row, Get(name));
-  GSK_RETURN_IF_ERROR(store_->DeleteKernel(name, MakeEvent("kernel.deleted", name, caller, row)));
-  if (envs_ != nullptr && row.type == "PROCESS") envs_->Release(row.env_hash);
+  GSK_ASSIGN_OR_RETURN(const Kernel* k, Get(name));
+  GSK_RETURN_IF_ERROR(store_.DeleteKernel(name, MakeEvent("kernel.deleted", *k, caller)));
+  std::string hash = k->env_hash;
+  bool managed = k->managed();
+  kernels_.erase(name);
+  if (managed) envs_.Release(hash);
   Changed(name);
   return Status::Ok();
 }
 
-Result<store::KernelRow> KernelService::SetWorkersStopped(const std::string& name, bool stopped,
-                                                          const Caller& caller) {
-  GSK_ASSIGN_OR_RETURN(store::KernelRow row, Get(name));
-  if (row.type != "PROCESS") {
+Result<const Kernel*> KernelService::SetWorkersStopped(const std::string& name, bool stopped,
+                                                       const Caller& caller) {
+  GSK_ASSIGN_OR_RETURN(const Kernel* found, Get(name));
+  if (!found->managed()) {
     return FailedPrecondition("kernel \"" + name + "\" is unmanaged: its workers are started "
                               "by their users with `giskard worker start`");
   }
-  if (row.workers_stopped != stopped) {
-    row.workers_stopped = stopped;
-    row.updated_at_ms = clock_->NowUnixMillis();
-    GSK_RETURN_IF_ERROR(store_->UpdateKernel(
-        row, MakeEvent(stopped ? "kernel.stopped" : "kernel.started", name, caller, row)));
+  Kernel& k = *Find(name);
+  if (k.workers_stopped != stopped) {
+    Kernel next = k;
+    next.workers_stopped = stopped;
+    next.updated_at_ms = clock_.NowUnixMillis();
+    GSK_RETURN_IF_ERROR(store_.UpdateKernel(
+        ToRow(next), MakeEvent(stopped ? "kernel.stopped" : "kernel.started", next, caller)));
+    k = std::move(next);
   }
   Changed(name);
-  return row;
+  return &k;
+}
+
+Result<const Kernel*> KernelService::SetWorkers(const std::string& name, int workers,
+                                                const Caller& caller) {
+  GSK_ASSIGN_OR_RETURN(const Kernel* existing, Get(name));
+  int max = options_.parse.max_workers;
+  if (workers < 0 || workers > max) {
+    return InvalidArgument("workers: must be between 0 and " + std::to_string(max) + ", not " +
+                           std::to_string(workers) + " (raise [limits] max_workers_per_kernel)")
+        .WithDetail("field", "workers");
+  }
+  if (!existing->problem.empty()) return FailedPrecondition(existing->problem);
+  spec::KernelSpec spec = existing->spec;
+  spec.workers = workers;
+  spec.warnings.clear();
+  GSK_ASSIGN_OR_RETURN(WriteOutcome out, Write(FromSpec(std::move(spec)), *existing, {}, caller));
+  return out.kernel;
+}
+
+Result<const Kernel*> KernelService::Rebuild(const std::string& name, const Caller& caller) {
+  GSK_ASSIGN_OR_RETURN(const Kernel* k, Get(name));
+  if (!k->managed()) {
+    return FailedPrecondition("kernel \"" + name + "\" is unmanaged: its environment belongs to "
+                              "the user who runs its workers");
+  }
+  if (!k->problem.empty()) return FailedPrecondition(k->problem);
+  envs::EnvRequest request{k->env_hash, k->spec.python_version, {}};
+  for (const auto& r : k->spec.EffectiveRequirements()) {
+    request.requirements.push_back(r.Canonical());
+  }
+  GSK_RETURN_IF_ERROR(envs_.Rebuild(request));
+  GSK_RETURN_IF_ERROR(store_.AppendEvent(MakeEvent("kernel.rebuild_requested", *k, caller)));
+  Changed(name);
+  return k;
+}
+
+KernelState KernelService::StateOf(const Kernel& k) const {
+  if (!k.problem.empty()) return {KernelStatus::kFailed, k.problem, std::nullopt};
+  // An unmanaged kernel's environment is its users' own: there is nothing to build.
+  if (!k.managed()) return {KernelStatus::kReady, "", std::nullopt};
+  envs::EnvState env = envs_.State(k.env_hash);
+  KernelState state;
+  state.last_error = std::move(env.last_error);
+  state.progress = std::move(env.progress);
+  switch (env.status) {
+    case envs::EnvStatus::kPending: state.status = KernelStatus::kPending; break;
+    case envs::EnvStatus::kBuilding: state.status = KernelStatus::kBuilding; break;
+    case envs::EnvStatus::kReady: state.status = KernelStatus::kReady; break;
+    case envs::EnvStatus::kFailed: state.status = KernelStatus::kFailed; break;
+  }
+  return state;
+}
+
+Result<LogChunk> KernelService::BuildLog(const std::string& name, uint64_t offset,
+                                         uint64_t limit) const {
+  GSK_ASSIGN_OR_RETURN(const Kernel* k, Get(name));
+  KernelStatus status = StateOf(*k).status;
+  bool complete = status == KernelStatus::kReady || status == KernelStatus::kFailed;
+  if (!k->managed() || !k->problem.empty()) {
+    LogChunk empty;
+    empty.next_offset = offset;
+    empty.complete = complete;
+    return empty;
+  }
+  LogChunk chunk = ReadLogChunk(envs_.LogPath(k->env_hash), offset, limit);
+  chunk.complete = complete;
+  return chunk;
 }
 
 void KernelService::Changed(const std::string& name) {
   if (on_change_) on_change_(name);
-}
-
-Result<store::KernelRow> KernelService::Rebuild(const std::string& name, const Caller& caller) {
-  GSK_ASSIGN_OR_RETURN(store::KernelRow row, Get(name));
-  if (row.type != "PROCESS") {
-    return FailedPrecondition("kernel \"" + name + "\" is unmanaged: its environment belongs to "
-                              "the user who runs its workers");
-  }
-  if (envs_ == nullptr) return FailedPrecondition("environment builds are disabled");
-  GSK_ASSIGN_OR_RETURN(spec::KernelSpec spec,
-                       spec::ParseKernelDocument(row.spec_json, options_.parse));
-  envs::EnvRequest request;
-  request.hash = row.env_hash;
-  request.python_minor = spec.python_version;
-  for (const auto& r : spec.EffectiveRequirements()) request.requirements.push_back(r.Canonical());
-  GSK_RETURN_IF_ERROR(envs_->Rebuild(request));
-  GSK_RETURN_IF_ERROR(store_->AppendEvent(MakeEvent("kernel.rebuild_requested", name, caller, row)));
-  Changed(name);
-  return Reload(name);
-}
-
-Result<KernelService::LogChunk> KernelService::BuildLog(const std::string& name, uint64_t offset,
-                                                        uint64_t limit) {
-  GSK_ASSIGN_OR_RETURN(store::KernelRow row, Get(name));
-  LogChunk chunk;
-  chunk.next_offset = offset;
-  chunk.complete = row.status == "ready" || row.status == "failed";
-  if (envs_ == nullptr || row.type != "PROCESS") return chunk;
-  FileChunk read = ReadFileChunk(envs_->LogPath(row.env_hash), offset, limit);
-  chunk.text = std::move(read.text);
-  chunk.next_offset = read.next_offset;
-  chunk.size = read.size;
-  return chunk;
-}
-
-void KernelService::ResumeEnvironments() {
-  auto rows = store_->ListKernels();
-  if (!rows.ok() || envs_ == nullptr) return;
-  // Once per env: Ensure updates every kernel of the hash, so once per kernel would cost
-  // O(kernels^2) at startup when thousands of kernels share an env.
-  std::set<std::string> done;
-  for (const auto& row : *rows) {
-    if (row.type != "PROCESS" || done.count(row.env_hash) != 0) continue;
-    auto spec = spec::ParseKernelDocument(row.spec_json, options_.parse);
-    if (!spec.ok()) continue;
-    done.insert(row.env_hash);
-    EnsureEnv(*spec, row.env_hash, /*retry_failed=*/false, /*every_kernel=*/true);
-  }
-}
-
-std::optional<envs::BuildProgress> KernelService::Progress(const store::KernelRow& row) const {
-  if (envs_ == nullptr || row.status == "ready" || row.status == "failed") return std::nullopt;
-  return envs_->Progress(row.env_hash);
-}
-
-std::string MaskSecret(std::string_view value) {
-  if (value.size() >= 12) return std::string(value.substr(0, 3)) + "****";
-  return "****";
-}
-
-nlohmann::json KernelToJson(const store::KernelRow& row,
-                            const std::optional<envs::BuildProgress>& progress) {
-  nlohmann::json doc = nlohmann::json::parse(row.spec_json, nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_object()) doc = nlohmann::json::object({{"name", row.name}});
-  if (auto env = doc.find("env"); env != doc.end() && env->is_object()) {
-    for (auto& [key, value] : env->items()) {
-      if (value.is_string()) value = MaskSecret(value.get<std::string>());
-    }
-  }
-  doc["status"] = row.status;
-  doc["envHash"] = row.env_hash;
-  doc["lastError"] = row.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(row.last_error);
-  doc["generation"] = row.generation;
-  doc["started"] = !row.workers_stopped;
-  doc["createdAt"] = FormatRfc3339(row.created_at_ms);
-  doc["updatedAt"] = FormatRfc3339(row.updated_at_ms);
-  if (progress) {
-    doc["build"] = {{"phase", progress->phase},
-                    {"current", progress->current},
-                    {"collected", progress->collected},
-                    {"toInstall", progress->to_install},
-                    {"installed", progress->installed}};
-  }
-  return doc;
 }
 
 }  // namespace gsk::service

@@ -1,28 +1,27 @@
-// KernelService: the transport-free kernel registry. It validates documents with kernel-spec,
-// enforces limits, and writes kernels and their audit events to the store in one transaction.
-// Not thread-safe: lives on the supervisor's core thread, like the store it uses.
+// KernelService: the transport-free kernel registry. It holds every kernel in memory as a typed
+// value (parsed once, when loaded or written), validates documents with kernel-spec, enforces
+// limits, writes each change with its audit event to the store in one transaction, and asks the
+// env builder for the environments of managed kernels. A kernel's status is its env's, derived
+// when asked. It is the one writer of the kernels table. Not thread-safe: lives on the core
+// thread, like the store and the env builder it uses.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "base/clock.h"
 #include "base/result.h"
-#include "kernel-spec/kernel_spec.h"
 #include "supervisor/envs/environments.h"
+#include "supervisor/service/kernel.h"
+#include "supervisor/service/log_chunk.h"
+#include "supervisor/service/service_options.h"
 #include "supervisor/store/store.h"
 
 namespace gsk::service {
-
-struct ServiceOptions {
-  spec::ParseOptions parse;
-  int64_t max_kernels = 100000;
-  std::string index_fingerprint;  // from config::Config::IndexFingerprint()
-};
 
 // Who asked: recorded as the actor of audit events.
 struct Caller {
@@ -30,47 +29,56 @@ struct Caller {
 };
 
 struct WriteOutcome {
-  store::KernelRow row;
+  const Kernel* kernel = nullptr;     // valid until the next change of the registry
   bool changed = false;               // false for an idempotent repeat of the same document
   std::vector<std::string> warnings;  // from parsing, e.g. unknown fields kept
 };
 
 class KernelService {
  public:
-  // `store`, `clock` and `envs` must outlive the service. Without `envs` (nullptr) managed
-  // kernels stay "pending": nothing builds their environments.
-  KernelService(store::Store* store, const Clock* clock, ServiceOptions options,
-                envs::Environments* envs = nullptr);
+  // `store`, `clock` and `envs` must outlive the service.
+  KernelService(store::Store& store, const Clock& clock, envs::Environments& envs,
+                ServiceOptions options);
+
+  // At startup, before anything else: reads every kernel once. A kernel whose env hash differs
+  // from what today's document rules and package index settings give is rewritten with the new
+  // hash (one transaction, one "kernels.rehashed" event), so that no kernel points at an env
+  // built for other settings. A stored document that today's rules refuse keeps its kernel,
+  // marked with a problem (see Kernel::problem).
+  Status Load();
+  // Then: asks for the env of every managed kernel again (failed ones are not retried).
+  void ResumeEnvironments();
 
   // Creates a kernel from a Hub document. Posting the identical document again is a no-op that
   // returns the existing kernel (changed == false); a different document for an existing name
   // is kAlreadyExists. kInvalidArgument for bad documents (detail "field"), with detail
   // ("reason","invalid_json") when the body is not a JSON object. kResourceExhausted at
-  // [limits] max_kernels.
+  // ServiceOptions::max_kernels.
   Result<WriteOutcome> Create(std::string_view body, const Caller& caller);
   // Replaces the document of an existing kernel. The body's "name", when present, must match.
   Result<WriteOutcome> Replace(const std::string& name, std::string_view body,
                                const Caller& caller);
-  Result<store::KernelRow> Get(const std::string& name);
-  Result<std::vector<store::KernelRow>> List();
+  // kNotFound with detail "name"; kInvalidArgument for a name that cannot be a kernel's.
+  Result<const Kernel*> Get(const std::string& name) const;
+  // Ordered by name; the pointers are valid until the next change of the registry.
+  std::vector<const Kernel*> List() const;
+  size_t count() const { return kernels_.size(); }
   Status Delete(const std::string& name, const Caller& caller);
-  // Builds the kernel's environment again. kFailedPrecondition for unmanaged kernels or while a
-  // build of it runs.
-  Result<store::KernelRow> Rebuild(const std::string& name, const Caller& caller);
-
-  struct LogChunk {
-    std::string text;
-    uint64_t next_offset = 0;
-    uint64_t size = 0;      // bytes in the log now
-    bool complete = false;  // the build is over: no more bytes will come
-  };
-  // Up to `limit` bytes of the kernel's env build log from `offset`.
-  Result<LogChunk> BuildLog(const std::string& name, uint64_t offset, uint64_t limit);
-
+  // Builds the kernel's environment again. kFailedPrecondition for unmanaged kernels, a kernel
+  // with a problem, or while a build of its env runs.
+  Result<const Kernel*> Rebuild(const std::string& name, const Caller& caller);
   // POST /kernels/{name}/stop (true) and /start (false): whether the kernel's workers run.
   // kFailedPrecondition for unmanaged kernels.
-  Result<store::KernelRow> SetWorkersStopped(const std::string& name, bool stopped,
-                                             const Caller& caller);
+  Result<const Kernel*> SetWorkersStopped(const std::string& name, bool stopped,
+                                          const Caller& caller);
+  // Sets the document's "workers" field (a new generation). kInvalidArgument out of range.
+  Result<const Kernel*> SetWorkers(const std::string& name, int workers, const Caller& caller);
+
+  KernelState StateOf(const Kernel& kernel) const;
+
+  // Up to `limit` bytes of the kernel's env build log from `offset`; `complete` once the build
+  // is over (ready or failed).
+  Result<LogChunk> BuildLog(const std::string& name, uint64_t offset, uint64_t limit) const;
 
   // Called with the kernel's name after every change this service makes to it (create,
   // replace, delete, rebuild, start, stop), on the same thread, before the call returns.
@@ -78,38 +86,25 @@ class KernelService {
     on_change_ = std::move(on_change);
   }
 
-  // At startup: asks for the env of every managed kernel again (failed ones are not retried).
-  void ResumeEnvironments();
-
-  std::optional<envs::BuildProgress> Progress(const store::KernelRow& row) const;
-
   const ServiceOptions& options() const { return options_; }
 
  private:
-  store::KernelRow NewRow(const spec::KernelSpec& spec, std::string spec_json) const;
-  store::Event MakeEvent(std::string kind, const std::string& name, const Caller& caller,
-                         const store::KernelRow& row) const;
-
-  // Asks for the env; a ready or failed one sets the status of this kernel only, unless
-  // `every_kernel` (startup: one call per env for all its kernels).
-  void EnsureEnv(const spec::KernelSpec& spec, const std::string& hash, bool retry_failed,
-                 bool every_kernel = false);
+  Kernel FromSpec(spec::KernelSpec spec) const;
+  Kernel FromRow(const store::KernelRow& row) const;
+  store::KernelRow ToRow(const Kernel& kernel) const;
+  store::Event MakeEvent(std::string kind, const Kernel& kernel, const Caller& caller) const;
+  Result<WriteOutcome> Write(Kernel kernel, const Kernel& existing, std::vector<std::string> warnings,
+                             const Caller& caller);
+  void EnsureEnv(const Kernel& kernel, bool retry_failed);
   void Changed(const std::string& name);
-  Result<store::KernelRow> Reload(const std::string& name);
+  Kernel* Find(const std::string& name);
 
-  store::Store* store_;
-  const Clock* clock_;
+  store::Store& store_;
+  const Clock& clock_;
+  envs::Environments& envs_;
   ServiceOptions options_;
-  envs::Environments* envs_;
+  std::map<std::string, Kernel> kernels_;  // by name: the kernels table, as written
   std::function<void(const std::string& name)> on_change_;
 };
-
-// The kernel as REST returns it: the normalized document with env values masked, plus status,
-// envHash, lastError, generation, createdAt, updatedAt, and "build" while one runs.
-nlohmann::json KernelToJson(const store::KernelRow& row,
-                            const std::optional<envs::BuildProgress>& progress = std::nullopt);
-
-// Masks a secret for display: "sk-****" for values of 12+ characters, else "****".
-std::string MaskSecret(std::string_view value);
 
 }  // namespace gsk::service

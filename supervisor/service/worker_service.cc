@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "supervisor/service/file_chunk.h"
+#include "supervisor/service/log_chunk.h"
 #include "supervisor/store/store.h"
 
 namespace gsk::service {
@@ -32,13 +32,13 @@ std::string Seconds(std::chrono::milliseconds d) {
 
 }  // namespace
 
-WorkerService::WorkerService(store::Store* store, workers::WorkerPool* pool,
-                             KernelService* kernels, const Clock* clock,
+WorkerService::WorkerService(store::Store& store, workers::WorkerPool& pool,
+                             KernelService& kernels, const Clock& clock,
                              WorkerServiceOptions options)
     : store_(store), pool_(pool), kernels_(kernels), clock_(clock), options_(std::move(options)) {}
 
 void WorkerService::AdoptFromStore() {
-  auto rows = store_->ListWorkers();
+  auto rows = store_.ListWorkers();
   if (!rows.ok()) {
     spdlog::error("event=workers.adopt_failed error=\"{}\"", rows.status().message());
     return;
@@ -51,9 +51,9 @@ void WorkerService::AdoptFromStore() {
                                                 *state == workers::WorkerState::kStopping);
     if (!had_process) {
       // Nothing to adopt: the pool starts afresh for its kernel.
-      store::Event e{0, clock_->NowUnixMillis(), "worker.removed", "worker/" + row.id,
+      store::Event e{0, clock_.NowUnixMillis(), "worker.removed", "worker/" + row.id,
                      "supervisor", nlohmann::json{{"reason", "no process after restart"}}.dump()};
-      (void)store_->DeleteWorker(row.id, e);
+      (void)store_.DeleteWorker(row.id, e);
       continue;
     }
     workers::AdoptRecord r;
@@ -69,14 +69,13 @@ void WorkerService::AdoptFromStore() {
     r.log_file = row.log_file;
     r.created_at_ms = row.created_at_ms;
     r.started_at_ms = row.started_at_ms;
-    if (pool_->Adopt(r).ok()) ++adopted;
+    if (pool_.Adopt(r).ok()) ++adopted;
   }
   spdlog::info("event=workers.adopted count={} recorded={}", adopted, rows->size());
 }
 
-Result<workers::LaunchTemplate> WorkerService::Template(const store::KernelRow& row,
-                                                        const spec::KernelSpec& spec) const {
-  std::filesystem::path env = options_.env_path(row.env_hash);
+Result<workers::LaunchTemplate> WorkerService::Template(const Kernel& k) const {
+  std::filesystem::path env = options_.env_path(k.env_hash);
   workers::LaunchTemplate t;
   t.argv = {(env / "bin/python").string(), "-m", "giskard_worker_shim", "serve-managed"};
   // A clean base: nothing of the supervisor's own environment reaches model code.
@@ -86,10 +85,11 @@ Result<workers::LaunchTemplate> WorkerService::Template(const store::KernelRow& 
            {"VIRTUAL_ENV", env.string()},
            {"PYTHONUNBUFFERED", "1"},
            {"PYTHONDONTWRITEBYTECODE", "1"},
-           {"GSK_KERNEL", row.name}};
-  for (const auto& [key, value] : spec.env) t.env[key] = value;
-  t.env["GSK_HEARTBEAT_SECONDS"] = Seconds(options_.heartbeat);
-  t.env["GSK_ORPHAN_GRACE_SECONDS"] = Seconds(options_.reconnect);
+           {"GSK_KERNEL", k.name()}};
+  for (const auto& [key, value] : k.spec.env) t.env[key] = value;
+  const workers::WorkerPoolOptions& timings = pool_.options();
+  t.env["GSK_HEARTBEAT_SECONDS"] = Seconds(timings.heartbeat);
+  t.env["GSK_ORPHAN_GRACE_SECONDS"] = Seconds(timings.reconnect_deadline);
   t.cwd = options_.work_dir;
   t.cwd_per_worker = true;  // also HOME, unless the kernel's env sets it
   t.log_dir = options_.log_dir;
@@ -103,33 +103,19 @@ Result<workers::LaunchTemplate> WorkerService::Template(const store::KernelRow& 
 }
 
 void WorkerService::Reconcile(const std::string& kernel) {
-  auto row = store_->GetKernel(kernel);
-  if (!row.ok()) {
-    spdlog::warn("event=workers.reconcile_failed kernel={} error=\"{}\"", kernel,
-                 row.status().message());
-    return;
+  Result<const Kernel*> found = kernels_.Get(kernel);
+  const Kernel* k = found.ok() ? *found : nullptr;
+  int wanted = 0;
+  if (k != nullptr && k->managed() && !k->workers_stopped &&
+      kernels_.StateOf(*k).status == KernelStatus::kReady) {
+    wanted = k->spec.workers;
   }
-  if (!row->has_value() || (*row)->type != "PROCESS") {
-    if (pool_->Wanted(kernel) > 0 || pool_->HasWorkers(kernel)) {
-      (void)pool_->SetWanted(kernel, 0, {});
-    }
-    launched_generation_.erase(kernel);
-    return;
-  }
-  const store::KernelRow& k = **row;
-  auto spec = spec::ParseKernelDocument(k.spec_json, kernels_->options().parse);
-  if (!spec.ok()) {
-    spdlog::error("event=workers.reconcile_failed kernel={} error=\"{}\"", kernel,
-                  spec.status().message());
-    return;
-  }
-  int wanted = (k.status == "ready" && !k.workers_stopped) ? spec->workers : 0;
   if (wanted == 0) {
-    if (pool_->Wanted(kernel) > 0 || pool_->HasWorkers(kernel)) (void)pool_->SetWanted(kernel, 0, {});
+    if (pool_.Wanted(kernel) > 0 || pool_.HasWorkers(kernel)) (void)pool_.SetWanted(kernel, 0, {});
     launched_generation_.erase(kernel);
     return;
   }
-  auto launch = Template(k, *spec);
+  auto launch = Template(*k);
   if (!launch.ok()) {
     spdlog::error("event=workers.reconcile_failed kernel={} error=\"{}\"", kernel,
                   launch.status().message());
@@ -143,63 +129,49 @@ void WorkerService::Reconcile(const std::string& kernel) {
   auto previous = launched_generation_.find(kernel);
   bool changed = previous != launched_generation_.end() && previous->second != fingerprint;
   launched_generation_[kernel] = fingerprint;
-  if (Status s = pool_->SetWanted(kernel, wanted, std::move(*launch)); !s.ok()) {
+  if (Status s = pool_.SetWanted(kernel, wanted, std::move(*launch)); !s.ok()) {
     spdlog::error("event=workers.reconcile_failed kernel={} error=\"{}\"", kernel, s.message());
     return;
   }
   if (changed) {
     // Only those with a process: a worker stopped by hand (or fatal) stays as it is.
-    for (const workers::WorkerInfo& w : pool_->List(kernel)) {
-      if (w.pid > 0) (void)pool_->Restart(w.id);
+    for (const workers::WorkerInfo& w : pool_.List(kernel)) {
+      if (w.pid > 0) (void)pool_.Restart(w.id);
     }
   }
 }
 
 void WorkerService::ReconcileEnv(const std::string& env_hash) {
-  auto rows = store_->ListKernels();
-  if (!rows.ok()) return;
-  for (const store::KernelRow& row : *rows) {
-    if (row.env_hash == env_hash) Reconcile(row.name);
+  std::vector<std::string> names;
+  for (const Kernel* k : kernels_.List()) {
+    if (k->env_hash == env_hash) names.push_back(k->name());
   }
-}
-
-void WorkerService::ReconcileAll() {
-  auto rows = store_->ListKernels();
-  if (!rows.ok()) return;
-  std::set<std::string> names;
-  for (const store::KernelRow& row : *rows) names.insert(row.name);
-  // Workers adopted for kernels deleted while the supervisor was down are stopped.
-  for (const workers::WorkerInfo& w : pool_->List()) names.insert(w.kernel);
   for (const std::string& name : names) Reconcile(name);
 }
 
-Result<store::KernelRow> WorkerService::StartKernel(const std::string& name,
-                                                    std::optional<int> workers,
-                                                    const Caller& caller) {
-  GSK_ASSIGN_OR_RETURN(store::KernelRow row, kernels_->Get(name));
-  if (workers) {
-    int max = kernels_->options().parse.max_workers;
-    if (*workers < 0 || *workers > max) {
-      return InvalidArgument("workers: must be between 0 and " + std::to_string(max) + ", not " +
-                             std::to_string(*workers) + " (raise [limits] max_workers_per_kernel)")
-          .WithDetail("field", "workers");
-    }
-    nlohmann::json doc = nlohmann::json::parse(row.spec_json, nullptr, false);
-    if (doc.is_object() && doc.value("workers", -1) != *workers) {
-      doc["workers"] = *workers;
-      GSK_RETURN_IF_ERROR(kernels_->Replace(name, doc.dump(), caller).status());
-    }
-  }
-  return kernels_->SetWorkersStopped(name, false, caller);
+void WorkerService::ReconcileAll() {
+  std::set<std::string> names;
+  for (const Kernel* k : kernels_.List()) names.insert(k->name());
+  // Workers adopted for kernels deleted while the supervisor was down are stopped.
+  for (const workers::WorkerInfo& w : pool_.List()) names.insert(w.kernel);
+  for (const std::string& name : names) Reconcile(name);
 }
 
-Result<store::KernelRow> WorkerService::StopKernel(const std::string& name,
-                                                   const Caller& caller) {
-  return kernels_->SetWorkersStopped(name, true, caller);
+Result<const Kernel*> WorkerService::StartKernel(const std::string& name,
+                                                 std::optional<int> workers,
+                                                 const Caller& caller) {
+  GSK_ASSIGN_OR_RETURN(const Kernel* k, kernels_.Get(name));
+  if (!k->managed()) return kernels_.SetWorkersStopped(name, false, caller);  // says why not
+  if (workers) GSK_RETURN_IF_ERROR(kernels_.SetWorkers(name, *workers, caller).status());
+  return kernels_.SetWorkersStopped(name, false, caller);
+}
+
+Result<const Kernel*> WorkerService::StopKernel(const std::string& name, const Caller& caller) {
+  return kernels_.SetWorkersStopped(name, true, caller);
 }
 
 std::vector<workers::WorkerInfo> WorkerService::List(const std::string& kernel) const {
-  return pool_->List(kernel);
+  return pool_.List(kernel);
 }
 
 Status WorkerService::NotFoundWorker(const std::string& id) const {
@@ -208,14 +180,14 @@ Status WorkerService::NotFoundWorker(const std::string& id) const {
 }
 
 Result<workers::WorkerInfo> WorkerService::Get(const std::string& id) const {
-  std::optional<workers::WorkerInfo> w = pool_->Get(id);
+  std::optional<workers::WorkerInfo> w = pool_.Get(id);
   if (!w) return NotFoundWorker(id);
   return *w;
 }
 
 Result<workers::WorkerInfo> WorkerService::Stop(const std::string& id) {
   GSK_RETURN_IF_ERROR(Get(id).status());
-  GSK_RETURN_IF_ERROR(pool_->Stop(id));
+  GSK_RETURN_IF_ERROR(pool_.Stop(id));
   return Get(id);
 }
 
@@ -229,59 +201,30 @@ Result<workers::WorkerInfo> WorkerService::Start(const std::string& id) {
   if (w.state == WorkerState::kStopping) {
     return FailedPrecondition("worker \"" + id + "\" is stopping; start it once it is stopped");
   }
-  GSK_RETURN_IF_ERROR(pool_->Restart(id));
+  GSK_RETURN_IF_ERROR(pool_.Restart(id));
   return Get(id);
 }
 
 Result<workers::WorkerInfo> WorkerService::Restart(const std::string& id) {
   GSK_RETURN_IF_ERROR(Get(id).status());
-  GSK_RETURN_IF_ERROR(pool_->Restart(id));
+  GSK_RETURN_IF_ERROR(pool_.Restart(id));
   return Get(id);
 }
 
 Status WorkerService::Delete(const std::string& id) {
   GSK_RETURN_IF_ERROR(Get(id).status());
-  return pool_->Delete(id);
+  return pool_.Delete(id);
 }
 
 int WorkerService::Running(const std::string& kernel) const {
-  return pool_->CountRunning(kernel);
+  return pool_.CountRunning(kernel);
 }
 
-Result<WorkerService::LogChunk> WorkerService::Logs(const std::string& id, uint64_t offset,
-                                                    uint64_t limit) const {
+Result<LogChunk> WorkerService::Logs(const std::string& id, uint64_t offset,
+                                     uint64_t limit) const {
   GSK_ASSIGN_OR_RETURN(workers::WorkerInfo w, Get(id));
   std::string path = w.log_file.empty() ? (options_.log_dir / (id + ".log")).string() : w.log_file;
-  FileChunk read = ReadFileChunk(path, offset, limit);
-  return LogChunk{std::move(read.text), read.next_offset, read.size};
-}
-
-nlohmann::json WorkerToJson(const workers::WorkerInfo& w, bool environment, int64_t now_ms) {
-  auto time = [](int64_t ms) { return ms > 0 ? nlohmann::json(FormatRfc3339(ms)) : nlohmann::json(); };
-  nlohmann::json j = {
-      {"id", w.id},
-      {"kernel", w.kernel},
-      {"state", workers::StateName(w.state)},
-      {"pid", w.pid},
-      {"connected", w.connected},
-      {"restarts", w.restarts},
-      {"quickFailures", w.quick_failures},
-      {"exit", w.exit_description},
-      {"lastError", w.last_error.empty() ? nlohmann::json() : nlohmann::json(w.last_error)},
-      {"pythonVersion", w.python_version},
-      {"uptimeSeconds",
-       w.state == workers::WorkerState::kRunning && w.started_at_ms > 0
-           ? (now_ms - w.started_at_ms) / 1000
-           : 0},
-      {"startedAt", time(w.state == workers::WorkerState::kRunning ? w.started_at_ms : 0)},
-      {"createdAt", time(w.created_at_ms)},
-      {"updatedAt", time(w.updated_at_ms)},
-      {"logFile", w.log_file}};
-  if (environment) {
-    nlohmann::json env = nlohmann::json::parse(w.env_json, nullptr, false);
-    j["environment"] = env.is_object() ? env : nlohmann::json::object();
-  }
-  return j;
+  return ReadLogChunk(path, offset, limit);
 }
 
 }  // namespace gsk::service

@@ -13,8 +13,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "base/clock.h"
 #include "base/result.h"
 #include "supervisor/service/kernel_service.h"
@@ -29,15 +27,14 @@ struct WorkerServiceOptions {
   std::filesystem::path log_dir;   // each worker logs to log_dir/<id>.log
   uint64_t log_rotate_bytes = 0;
   process::ResourceLimits limits;
-  std::chrono::milliseconds heartbeat{5000};
-  std::chrono::milliseconds reconnect{60000};  // the shim's orphan grace too
+  // The heartbeat and the orphan grace the workers are told come from the pool's Timings.
 };
 
 class WorkerService {
  public:
-  // All pointers must outlive the service.
-  WorkerService(store::Store* store, workers::WorkerPool* pool, KernelService* kernels,
-                const Clock* clock, WorkerServiceOptions options);
+  // All references must outlive the service.
+  WorkerService(store::Store& store, workers::WorkerPool& pool, KernelService& kernels,
+                const Clock& clock, WorkerServiceOptions options);
 
   // At startup, before ReconcileAll: takes charge again of the workers whose rows say they had
   // a process; the rows of those that are gone are dropped (their kernel gets new ones).
@@ -49,9 +46,9 @@ class WorkerService {
 
   // POST /kernels/{name}/start and /stop. `workers` (start only) also sets the kernel's
   // document field. kNotFound, kFailedPrecondition (unmanaged), kInvalidArgument (workers).
-  Result<store::KernelRow> StartKernel(const std::string& name, std::optional<int> workers,
-                                       const Caller& caller);
-  Result<store::KernelRow> StopKernel(const std::string& name, const Caller& caller);
+  Result<const Kernel*> StartKernel(const std::string& name, std::optional<int> workers,
+                                    const Caller& caller);
+  Result<const Kernel*> StopKernel(const std::string& name, const Caller& caller);
 
   std::vector<workers::WorkerInfo> List(const std::string& kernel) const;
   Result<workers::WorkerInfo> Get(const std::string& id) const;
@@ -62,28 +59,21 @@ class WorkerService {
   Status Delete(const std::string& id);  // stopped, forgotten and replaced
   int Running(const std::string& kernel) const;
 
-  struct LogChunk {
-    std::string text;
-    uint64_t next_offset = 0;
-    uint64_t size = 0;
-  };
-  // Up to `limit` bytes of the worker's log from `offset`.
+  // Up to `limit` bytes of the worker's log from `offset` (never `complete`: a worker may
+  // always write more).
   Result<LogChunk> Logs(const std::string& id, uint64_t offset, uint64_t limit) const;
 
  private:
-  Result<workers::LaunchTemplate> Template(const store::KernelRow& row,
-                                           const spec::KernelSpec& spec) const;
+  Result<workers::LaunchTemplate> Template(const Kernel& kernel) const;
   Status NotFoundWorker(const std::string& id) const;
 
-  store::Store* store_;
-  workers::WorkerPool* pool_;
-  KernelService* kernels_;
-  const Clock* clock_;
+  store::Store& store_;
+  workers::WorkerPool& pool_;
+  KernelService& kernels_;
+  const Clock& clock_;
   WorkerServiceOptions options_;
   std::map<std::string, std::string> launched_generation_;  // kernel -> its launch (argv, env)
 };
 
-// A worker as REST returns it; with `environment`, also what its hello reported.
-nlohmann::json WorkerToJson(const workers::WorkerInfo& worker, bool environment, int64_t now_ms);
 
 }  // namespace gsk::service

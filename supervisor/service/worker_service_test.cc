@@ -9,8 +9,9 @@
 #include <filesystem>
 
 #include "base/fake_clock.h"
+#include "base/fake_timers.h"
+#include "supervisor/envs/fake_environments.h"
 #include "supervisor/process/fake_process_launcher.h"
-#include "supervisor/workers/fake_timers.h"
 #include "supervisor/workers/store_observer.h"
 
 namespace gsk::service {
@@ -26,7 +27,8 @@ class WorkerServiceTest : public ::testing::Test {
     auto store = store::Store::Open(dir_ / "supervisor.db");
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
-    kernels_ = std::make_unique<KernelService>(store_.get(), &clock_, ServiceOptions{});
+    kernels_ = std::make_unique<KernelService>(*store_, clock_, envs_, ServiceOptions{});
+    ASSERT_TRUE(kernels_->Load().ok());
     observer_ = std::make_unique<workers::StoreObserver>(*store_);
     workers::WorkerPoolOptions pool_options;
     pool_options.supervisor_socket = (dir_ / "workers.sock").string();
@@ -37,8 +39,9 @@ class WorkerServiceTest : public ::testing::Test {
     o.work_dir = dir_ / "workers";
     o.log_dir = dir_ / "logs/workers";
     o.limits.open_files = 256;
-    service_ = std::make_unique<WorkerService>(store_.get(), pool_.get(), kernels_.get(), &clock_, o);
+    service_ = std::make_unique<WorkerService>(*store_, *pool_, *kernels_, clock_, o);
     kernels_->SetOnChange([this](const std::string& name) { service_->Reconcile(name); });
+    envs_.SetOnChange([this](const std::string& hash) { service_->ReconcileEnv(hash); });
   }
   void TearDown() override {
     auto check = store_->IntegrityCheck();
@@ -48,23 +51,24 @@ class WorkerServiceTest : public ::testing::Test {
     pool_.reset();
     std::filesystem::remove_all(dir_);
   }
-  // A managed kernel whose env the test then declares ready (no env builder here).
-  store::KernelRow ReadyKernel(const std::string& name, const std::string& extra = "") {
+  // A managed kernel whose env the (fake) builder then declares ready.
+  std::string ReadyKernel(const std::string& name, const std::string& extra = "") {
     auto created = kernels_->Create(R"({"name":")" + name +
                                         R"(","pythonVersion":"3.11","type":"PROCESS")" + extra +
                                         "}",
                                     Caller{});
     EXPECT_TRUE(created.ok()) << created.status().ToString();
-    EXPECT_TRUE(store_->SetKernelsStatus(created->row.env_hash, "ready", "", 1).ok());
-    service_->Reconcile(name);
-    return created->row;
+    std::string hash = created->kernel->env_hash;
+    envs_.Finish(hash, envs::EnvStatus::kReady);
+    return hash;
   }
 
   std::filesystem::path dir_;
   FakeClock clock_;
-  workers::FakeTimers timers_{clock_};
+  FakeTimers timers_{clock_};
   process::FakeProcessLauncher launcher_;
   std::unique_ptr<store::Store> store_;
+  envs::FakeEnvironments envs_;
   std::unique_ptr<KernelService> kernels_;
   std::unique_ptr<workers::StoreObserver> observer_;
   std::unique_ptr<workers::WorkerPool> pool_;
@@ -75,8 +79,7 @@ TEST_F(WorkerServiceTest, APendingKernelGetsNoWorkersAndAReadyOneGetsItsWorkers)
   auto created = kernels_->Create(R"({"name":"k","pythonVersion":"3.11","workers":2})", Caller{});
   ASSERT_TRUE(created.ok());
   EXPECT_TRUE(launcher_.launches().empty());  // pending: no env yet
-  ASSERT_TRUE(store_->SetKernelsStatus(created->row.env_hash, "ready", "", 1).ok());
-  service_->ReconcileEnv(created->row.env_hash);
+  envs_.Finish(created->kernel->env_hash, envs::EnvStatus::kReady);
   ASSERT_EQ(launcher_.launches().size(), 2u);
   EXPECT_EQ(service_->List("k").size(), 2u);
   auto rows = store_->ListWorkers("k");
@@ -85,10 +88,10 @@ TEST_F(WorkerServiceTest, APendingKernelGetsNoWorkersAndAReadyOneGetsItsWorkers)
 }
 
 TEST_F(WorkerServiceTest, TheLaunchIsTheShimInTheEnvWithACleanEnvironmentPlusTheKernels) {
-  store::KernelRow row = ReadyKernel("k", R"(,"env":{"OPENAI_API_KEY":"sk-secret-value-1234"})");
+  std::string hash = ReadyKernel("k", R"(,"env":{"OPENAI_API_KEY":"sk-secret-value-1234"})");
   ASSERT_EQ(launcher_.launches().size(), 1u);
   const process::ProcessSpec& spec = launcher_.launches()[0].spec;
-  std::string env = (dir_ / "envs" / row.env_hash).string();
+  std::string env = (dir_ / "envs" / hash).string();
   EXPECT_EQ(spec.argv, (std::vector<std::string>{env + "/bin/python", "-m", "giskard_worker_shim",
                                                  "serve-managed"}));
   EXPECT_EQ(spec.env.at("OPENAI_API_KEY"), "sk-secret-value-1234");
@@ -112,13 +115,13 @@ TEST_F(WorkerServiceTest, StopAndStartPersistAndDrive) {
   int pid = launcher_.launches()[0].handle.pid();
   auto stopped = service_->StopKernel("k", Caller{});
   ASSERT_TRUE(stopped.ok());
-  EXPECT_TRUE(stopped->workers_stopped);
+  EXPECT_TRUE((*stopped)->workers_stopped);
   EXPECT_TRUE((*store_->GetKernel("k"))->workers_stopped);  // survives a restart
   ASSERT_TRUE(launcher_.Exit(pid, 0));                      // it stopped on SIGTERM
   EXPECT_TRUE(service_->List("k").empty());
   auto started = service_->StartKernel("k", 3, Caller{});
   ASSERT_TRUE(started.ok()) << started.status().ToString();
-  EXPECT_FALSE(started->workers_stopped);
+  EXPECT_FALSE((*started)->workers_stopped);
   EXPECT_EQ(service_->List("k").size(), 3u);
   EXPECT_EQ(service_->StartKernel("k", -1, Caller{}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(service_->StartKernel("nope", std::nullopt, Caller{}).status().code(),
@@ -151,6 +154,15 @@ TEST_F(WorkerServiceTest, DeletingTheKernelStopsItsWorkers) {
   EXPECT_TRUE(store_->ListWorkers("")->empty());
 }
 
+TEST_F(WorkerServiceTest, AFailedOrRebuildingEnvStopsTheWorkers) {
+  std::string hash = ReadyKernel("k");
+  ASSERT_EQ(launcher_.launches().size(), 1u);
+  envs_.Finish(hash, envs::EnvStatus::kFailed, "disk full");
+  ASSERT_EQ(launcher_.stops().size(), 1u);
+  ASSERT_TRUE(launcher_.Exit(launcher_.launches()[0].handle.pid(), 0));
+  EXPECT_TRUE(service_->List("k").empty());
+}
+
 TEST_F(WorkerServiceTest, UnknownWorkersAreNotFoundWithAHint) {
   auto w = service_->Get("k-1");
   ASSERT_FALSE(w.ok());
@@ -166,13 +178,13 @@ TEST_F(WorkerServiceTest, AdoptionDropsRowsWithoutAProcess) {
   // A new supervisor on the same store: the row has no live process, so it is dropped, and
   // the kernel gets a fresh worker.
   process::FakeProcessLauncher launcher2;
-  workers::FakeTimers timers2(clock_);
+  FakeTimers timers2(clock_);
   workers::WorkerPool pool2(launcher2, timers2, clock_, *observer_, {});
   WorkerServiceOptions o;
   o.env_path = [this](const std::string& hash) { return dir_ / "envs" / hash; };
   o.work_dir = dir_ / "workers";
   o.log_dir = dir_ / "logs/workers";
-  WorkerService service2(store_.get(), &pool2, kernels_.get(), &clock_, o);
+  WorkerService service2(*store_, pool2, *kernels_, clock_, o);
   service2.AdoptFromStore();
   EXPECT_FALSE((*store_->GetWorker(id)).has_value());
   service2.ReconcileAll();

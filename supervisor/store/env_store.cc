@@ -1,11 +1,10 @@
-// The Store's envs table: one row per virtual environment, and the kernel statuses that
-// mirror it, written in the same transaction.
+// The Store's envs table: one row per virtual environment.
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
-#include <SQLiteCpp/Transaction.h>
 
 #include "supervisor/store/sqlite_errors.h"
 #include "supervisor/store/store.h"
+#include "supervisor/store/write_with_event.h"
 
 namespace gsk::store {
 namespace {
@@ -29,12 +28,6 @@ constexpr const char* kSelectEnvs =
 constexpr const char* kDeleteEnv = "DELETE FROM envs WHERE hash = ?1";
 constexpr const char* kTouchEnv = "UPDATE envs SET last_used_at = ?2 WHERE hash = ?1";
 constexpr const char* kCountKernelsWithEnv = "SELECT COUNT(*) FROM kernels WHERE env_hash = ?1";
-constexpr const char* kSetKernelStatus =
-    "UPDATE kernels SET status = ?2, last_error = ?3, updated_at = ?4 "
-    "WHERE name = ?1 AND type = 'PROCESS' AND (status <> ?2 OR last_error <> ?3)";
-constexpr const char* kSetKernelsStatus =
-    "UPDATE kernels SET status = ?2, last_error = ?3, updated_at = ?4 "
-    "WHERE env_hash = ?1 AND type = 'PROCESS' AND (status <> ?2 OR last_error <> ?3)";
 
 EnvRow ReadEnv(const SQLite::Statement& s) {
   EnvRow e;
@@ -59,39 +52,25 @@ EnvRow ReadEnv(const SQLite::Statement& s) {
 }  // namespace
 
 Status Store::PutEnv(const EnvRow& env, const Event& event) {
-  return Guarded("writing env", env.hash, [&]() -> Status {
-    SQLite::Transaction txn(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    {
-      SQLite::Statement& put = Prepared(kPutEnv);
-      ResetOnExit reset(put);
-      put.bind(1, env.hash);
-      put.bind(2, env.python_version);
-      put.bind(3, env.interpreter);
-      put.bind(4, env.interpreter_version);
-      put.bind(5, env.path);
-      put.bind(6, env.requirements);
-      put.bind(7, env.status);
-      put.bind(8, env.last_error);
-      put.bind(9, env.size_bytes);
-      put.bind(10, env.attempts);
-      put.bind(11, env.created_at_ms);
-      put.bind(12, env.updated_at_ms);
-      put.bind(13, env.last_used_at_ms);
-      put.bind(14, env.build_started_at_ms);
-      put.bind(15, env.build_finished_at_ms);
-      put.exec();
-    }
-    {
-      SQLite::Statement& kernels = Prepared(kSetKernelsStatus);
-      ResetOnExit reset(kernels);
-      kernels.bind(1, env.hash);
-      kernels.bind(2, env.status);
-      kernels.bind(3, env.last_error);
-      kernels.bind(4, env.updated_at_ms);
-      kernels.exec();
-    }
-    WriteEvent(event);
-    txn.commit();
+  return WriteWithEvent("writing env", env.hash, event, [&]() -> Status {
+    SQLite::Statement& put = Prepared(kPutEnv);
+    ResetOnExit reset(put);
+    put.bind(1, env.hash);
+    put.bind(2, env.python_version);
+    put.bind(3, env.interpreter);
+    put.bind(4, env.interpreter_version);
+    put.bind(5, env.path);
+    put.bind(6, env.requirements);
+    put.bind(7, env.status);
+    put.bind(8, env.last_error);
+    put.bind(9, env.size_bytes);
+    put.bind(10, env.attempts);
+    put.bind(11, env.created_at_ms);
+    put.bind(12, env.updated_at_ms);
+    put.bind(13, env.last_used_at_ms);
+    put.bind(14, env.build_started_at_ms);
+    put.bind(15, env.build_finished_at_ms);
+    put.exec();
     return Status::Ok();
   });
 }
@@ -118,16 +97,11 @@ Result<std::vector<EnvRow>> Store::ListEnvs() {
 }
 
 Status Store::DeleteEnv(const std::string& hash, const Event& event) {
-  return Guarded("deleting env", hash, [&]() -> Status {
-    SQLite::Transaction txn(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    {
-      SQLite::Statement& remove = Prepared(kDeleteEnv);
-      ResetOnExit reset(remove);
-      remove.bind(1, hash);
-      remove.exec();
-    }
-    WriteEvent(event);
-    txn.commit();
+  return WriteWithEvent("deleting env", hash, event, [&]() -> Status {
+    SQLite::Statement& remove = Prepared(kDeleteEnv);
+    ResetOnExit reset(remove);
+    remove.bind(1, hash);
+    remove.exec();
     return Status::Ok();
   });
 }
@@ -150,34 +124,6 @@ Result<int64_t> Store::CountKernelsWithEnv(const std::string& hash) {
     count.bind(1, hash);
     count.executeStep();
     return count.getColumn(0).getInt64();
-  });
-}
-
-Status Store::SetKernelsStatus(const std::string& hash, const std::string& status,
-                               const std::string& last_error, int64_t now_ms) {
-  return Guarded("setting kernel status", hash, [&]() -> Status {
-    SQLite::Statement& update = Prepared(kSetKernelsStatus);
-    ResetOnExit reset(update);
-    update.bind(1, hash);
-    update.bind(2, status);
-    update.bind(3, last_error);
-    update.bind(4, now_ms);
-    update.exec();
-    return Status::Ok();
-  });
-}
-
-Status Store::SetKernelStatus(const std::string& name, const std::string& status,
-                              const std::string& last_error, int64_t now_ms) {
-  return Guarded("setting kernel status", name, [&]() -> Status {
-    SQLite::Statement& update = Prepared(kSetKernelStatus);
-    ResetOnExit reset(update);
-    update.bind(1, name);
-    update.bind(2, status);
-    update.bind(3, last_error);
-    update.bind(4, now_ms);
-    update.exec();
-    return Status::Ok();
   });
 }
 

@@ -100,6 +100,52 @@ CREATE INDEX workers_kernel ON workers (kernel, id);
 ALTER TABLE kernels ADD COLUMN workers_stopped INTEGER NOT NULL DEFAULT 0
   CHECK (workers_stopped IN (0, 1));
 )sql"},
+    // A kernel's build status is its env's: the copy in the kernels table goes, and an env can be
+    // "pending" (queued) so that the envs table alone says where every build stands. Neither
+    // table is referenced by a foreign key, so both are rebuilt in place.
+    {4, "kernel status derived from its env", R"sql(
+CREATE TABLE kernels_v4 (
+  name            TEXT PRIMARY KEY NOT NULL CHECK (name <> ''),
+  type            TEXT NOT NULL CHECK (type IN ('PROCESS', 'UNMANAGED')),
+  spec_json       TEXT NOT NULL CHECK (json_valid(spec_json)),
+  env_hash        TEXT NOT NULL,
+  generation      INTEGER NOT NULL CHECK (generation >= 1),
+  created_at      INTEGER NOT NULL,
+  updated_at      INTEGER NOT NULL,
+  workers_stopped INTEGER NOT NULL DEFAULT 0 CHECK (workers_stopped IN (0, 1))
+) STRICT;
+INSERT INTO kernels_v4 (name, type, spec_json, env_hash, generation, created_at, updated_at,
+                        workers_stopped)
+  SELECT name, type, spec_json, env_hash, generation, created_at, updated_at, workers_stopped
+  FROM kernels;
+DROP TABLE kernels;
+ALTER TABLE kernels_v4 RENAME TO kernels;
+CREATE INDEX kernels_env_hash ON kernels (env_hash);
+
+CREATE TABLE envs_v4 (
+  hash                TEXT PRIMARY KEY NOT NULL CHECK (hash <> ''),
+  python_version      TEXT NOT NULL,
+  interpreter         TEXT NOT NULL DEFAULT '',
+  interpreter_version TEXT NOT NULL DEFAULT '',
+  path                TEXT NOT NULL,
+  requirements        TEXT NOT NULL DEFAULT '',
+  status              TEXT NOT NULL CHECK (status IN ('pending', 'building', 'ready', 'failed')),
+  last_error          TEXT NOT NULL DEFAULT '',
+  size_bytes          INTEGER NOT NULL DEFAULT 0,
+  attempts            INTEGER NOT NULL DEFAULT 0,
+  created_at          INTEGER NOT NULL,
+  updated_at          INTEGER NOT NULL,
+  last_used_at        INTEGER NOT NULL,
+  build_started_at    INTEGER NOT NULL DEFAULT 0,
+  build_finished_at   INTEGER NOT NULL DEFAULT 0
+) STRICT;
+INSERT INTO envs_v4 SELECT hash, python_version, interpreter, interpreter_version, path,
+  requirements, status, last_error, size_bytes, attempts, created_at, updated_at, last_used_at,
+  build_started_at, build_finished_at FROM envs;
+DROP TABLE envs;
+ALTER TABLE envs_v4 RENAME TO envs;
+CREATE INDEX envs_status_last_used ON envs (status, last_used_at);
+)sql"},
 };
 
 constexpr bool VersionsAreConsecutive() {

@@ -8,6 +8,7 @@
 
 #include "supervisor/store/connection.h"
 #include "supervisor/store/sqlite_errors.h"
+#include "supervisor/store/write_with_event.h"
 
 namespace gsk::store {
 namespace {
@@ -16,19 +17,18 @@ using internal::Guarded;
 using internal::ResetOnExit;
 
 constexpr const char* kInsertKernel =
-    "INSERT INTO kernels (name, type, spec_json, env_hash, status, last_error, generation, "
-    "created_at, updated_at, workers_stopped) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
-    "ON CONFLICT (name) DO NOTHING";
+    "INSERT INTO kernels (name, type, spec_json, env_hash, generation, created_at, updated_at, "
+    "workers_stopped) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO NOTHING";
 constexpr const char* kUpdateKernel =
-    "UPDATE kernels SET type = ?2, spec_json = ?3, env_hash = ?4, status = ?5, last_error = ?6, "
-    "generation = ?7, created_at = ?8, updated_at = ?9, workers_stopped = ?10 WHERE name = ?1";
+    "UPDATE kernels SET type = ?2, spec_json = ?3, env_hash = ?4, generation = ?5, "
+    "created_at = ?6, updated_at = ?7, workers_stopped = ?8 WHERE name = ?1";
 constexpr const char* kDeleteKernel = "DELETE FROM kernels WHERE name = ?1";
 constexpr const char* kSelectKernel =
-    "SELECT name, type, spec_json, env_hash, status, last_error, generation, created_at, "
-    "updated_at, workers_stopped FROM kernels WHERE name = ?1";
+    "SELECT name, type, spec_json, env_hash, generation, created_at, updated_at, "
+    "workers_stopped FROM kernels WHERE name = ?1";
 constexpr const char* kSelectKernels =
-    "SELECT name, type, spec_json, env_hash, status, last_error, generation, created_at, "
-    "updated_at, workers_stopped FROM kernels ORDER BY name";
+    "SELECT name, type, spec_json, env_hash, generation, created_at, updated_at, "
+    "workers_stopped FROM kernels ORDER BY name";
 constexpr const char* kCountKernels = "SELECT COUNT(*) FROM kernels";
 constexpr const char* kInsertEvent =
     "INSERT INTO events (ts, kind, subject, actor, detail_json) VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -44,12 +44,10 @@ void BindKernel(SQLite::Statement& s, const KernelRow& row) {
   s.bind(2, row.type);
   s.bind(3, row.spec_json);
   s.bind(4, row.env_hash);
-  s.bind(5, row.status);
-  s.bind(6, row.last_error);
-  s.bind(7, row.generation);
-  s.bind(8, row.created_at_ms);
-  s.bind(9, row.updated_at_ms);
-  s.bind(10, row.workers_stopped ? 1 : 0);
+  s.bind(5, row.generation);
+  s.bind(6, row.created_at_ms);
+  s.bind(7, row.updated_at_ms);
+  s.bind(8, row.workers_stopped ? 1 : 0);
 }
 
 KernelRow ReadKernel(const SQLite::Statement& s) {
@@ -58,12 +56,10 @@ KernelRow ReadKernel(const SQLite::Statement& s) {
   row.type = s.getColumn(1).getString();
   row.spec_json = s.getColumn(2).getString();
   row.env_hash = s.getColumn(3).getString();
-  row.status = s.getColumn(4).getString();
-  row.last_error = s.getColumn(5).getString();
-  row.generation = s.getColumn(6).getInt64();
-  row.created_at_ms = s.getColumn(7).getInt64();
-  row.updated_at_ms = s.getColumn(8).getInt64();
-  row.workers_stopped = s.getColumn(9).getInt() != 0;
+  row.generation = s.getColumn(4).getInt64();
+  row.created_at_ms = s.getColumn(5).getInt64();
+  row.updated_at_ms = s.getColumn(6).getInt64();
+  row.workers_stopped = s.getColumn(7).getInt() != 0;
   return row;
 }
 
@@ -123,27 +119,25 @@ void Store::WriteEvent(const Event& event) {
 }
 
 Status Store::InsertKernel(const KernelRow& row, const Event& event) {
-  return Guarded("inserting kernel", row.name, [&]() -> Status {
-    SQLite::Transaction txn(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    {
-      SQLite::Statement& insert = Prepared(kInsertKernel);
-      ResetOnExit reset(insert);
-      BindKernel(insert, row);
-      if (insert.exec() == 0) {
-        return AlreadyExists("kernel \"" + row.name + "\" already exists")
-            .WithDetail("name", row.name);
-      }
+  return WriteWithEvent("inserting kernel", row.name, event, [&]() -> Status {
+    SQLite::Statement& insert = Prepared(kInsertKernel);
+    ResetOnExit reset(insert);
+    BindKernel(insert, row);
+    if (insert.exec() == 0) {
+      return AlreadyExists("kernel \"" + row.name + "\" already exists").WithDetail("name", row.name);
     }
-    WriteEvent(event);
-    txn.commit();
     return Status::Ok();
   });
 }
 
 Status Store::UpdateKernel(const KernelRow& row, const Event& event) {
-  return Guarded("updating kernel", row.name, [&]() -> Status {
-    SQLite::Transaction txn(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    {
+  return UpdateKernels({row}, event);
+}
+
+Status Store::UpdateKernels(const std::vector<KernelRow>& rows, const Event& event) {
+  std::string_view subject = rows.size() == 1 ? std::string_view(rows[0].name) : "";
+  return WriteWithEvent("updating kernel", subject, event, [&]() -> Status {
+    for (const KernelRow& row : rows) {
       SQLite::Statement& update = Prepared(kUpdateKernel);
       ResetOnExit reset(update);
       BindKernel(update, row);
@@ -151,25 +145,18 @@ Status Store::UpdateKernel(const KernelRow& row, const Event& event) {
         return NotFound("kernel \"" + row.name + "\" does not exist").WithDetail("name", row.name);
       }
     }
-    WriteEvent(event);
-    txn.commit();
     return Status::Ok();
   });
 }
 
 Status Store::DeleteKernel(const std::string& name, const Event& event) {
-  return Guarded("deleting kernel", name, [&]() -> Status {
-    SQLite::Transaction txn(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    {
-      SQLite::Statement& remove = Prepared(kDeleteKernel);
-      ResetOnExit reset(remove);
-      remove.bind(1, name);
-      if (remove.exec() == 0) {
-        return NotFound("kernel \"" + name + "\" does not exist").WithDetail("name", name);
-      }
+  return WriteWithEvent("deleting kernel", name, event, [&]() -> Status {
+    SQLite::Statement& remove = Prepared(kDeleteKernel);
+    ResetOnExit reset(remove);
+    remove.bind(1, name);
+    if (remove.exec() == 0) {
+      return NotFound("kernel \"" + name + "\" does not exist").WithDetail("name", name);
     }
-    WriteEvent(event);
-    txn.commit();
     return Status::Ok();
   });
 }
@@ -205,12 +192,7 @@ Result<int64_t> Store::CountKernels() {
 }
 
 Status Store::AppendEvent(const Event& event) {
-  return Guarded("appending event", event.kind, [&]() -> Status {
-    SQLite::Transaction txn(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    WriteEvent(event);
-    txn.commit();
-    return Status::Ok();
-  });
+  return WriteWithEvent("appending event", event.kind, event, [] { return Status::Ok(); });
 }
 
 Result<std::vector<Event>> Store::ListEvents(const EventFilter& filter) {

@@ -23,13 +23,12 @@ class Statement;
 
 namespace gsk::store {
 
+// What a kernel owns. Its build status is not here: it is its env's (EnvRow::status).
 struct KernelRow {
   std::string name;
   std::string type;       // "PROCESS" | "UNMANAGED"
   std::string spec_json;  // the normalized kernel document (kernel-spec ToJson, unredacted)
   std::string env_hash;
-  std::string status;      // "pending" | "building" | "ready" | "failed"
-  std::string last_error;  // "" when none
   int64_t generation = 1;  // bumped whenever the document changes
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
@@ -44,7 +43,7 @@ struct EnvRow {
   std::string interpreter_version;  // "3.11.2"
   std::string path;                 // the venv directory
   std::string requirements;         // the requirement lines installed, "\n"-joined
-  std::string status;               // "building" | "ready" | "failed"
+  std::string status;               // "pending" (queued) | "building" | "ready" | "failed"
   std::string last_error;
   int64_t size_bytes = 0;
   int64_t attempts = 0;
@@ -122,9 +121,11 @@ class Store {
   Result<std::vector<KernelRow>> ListKernels();  // ordered by name
   Result<int64_t> CountKernels();
 
-  // Envs (env_store.cc). PutEnv inserts or replaces the row and, in the same transaction, sets
-  // status/last_error of every kernel whose env_hash is env.hash ("building", "ready" or
-  // "failed", mirroring the env) and appends the event.
+  // Replaces the rows with the same names (every column) in one transaction with one event;
+  // kNotFound (nothing written) if one is absent. For changes to many kernels at once.
+  Status UpdateKernels(const std::vector<KernelRow>& rows, const Event& event);
+
+  // Envs (env_store.cc). PutEnv inserts or replaces the row and appends the event atomically.
   Status PutEnv(const EnvRow& env, const Event& event);
   Result<std::optional<EnvRow>> GetEnv(const std::string& hash);
   Result<std::vector<EnvRow>> ListEnvs();  // ordered by hash
@@ -133,14 +134,6 @@ class Store {
   Status TouchEnv(const std::string& hash, int64_t used_at_ms);
   // Number of kernels whose env_hash is `hash`.
   Result<int64_t> CountKernelsWithEnv(const std::string& hash);
-  // Sets status/last_error of the kernels with env_hash `hash` (no event; for pending->building
-  // style transitions that PutEnv does not cover).
-  Status SetKernelsStatus(const std::string& hash, const std::string& status,
-                          const std::string& last_error, int64_t now_ms);
-  // The same for one managed kernel (by name): O(1) where SetKernelsStatus reads every kernel
-  // of the env.
-  Status SetKernelStatus(const std::string& name, const std::string& status,
-                         const std::string& last_error, int64_t now_ms);
 
   Status AppendEvent(const Event& event);  // event.id is ignored; the store assigns it
   // Ordered by id. kInvalidArgument unless 1 <= filter.limit <= kMaxEventLimit.
@@ -176,6 +169,12 @@ class Store {
   // The cached prepared statement for `sql`, reset; `sql` must be a static string (its address
   // is the cache key). Throws SQLite::Exception.
   SQLite::Statement& Prepared(const char* sql);
+  // The one writer of "a change plus its audit event": runs `change` (which may throw
+  // SQLite::Exception, or return a non-OK Status to roll back) and appends `event`, in one
+  // IMMEDIATE transaction. Failures are reported as "<action> <subject>: ...".
+  template <typename Change>
+  Status WriteWithEvent(std::string_view action, std::string_view subject, const Event& event,
+                        Change&& change);
   void WriteEvent(const Event& event);  // throws SQLite::Exception
 
   std::unique_ptr<SQLite::Database> db_;

@@ -19,14 +19,13 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-KernelRow MakeKernel(const std::string& name, const std::string& status = "pending") {
+KernelRow MakeKernel(const std::string& name, int64_t generation = 1) {
   KernelRow row;
   row.name = name;
   row.type = "PROCESS";
   row.spec_json = R"({"name":")" + name + R"(","pythonVersion":"3.11"})";
   row.env_hash = "hash-" + name;
-  row.status = status;
-  row.generation = 1;
+  row.generation = generation;
   row.created_at_ms = 1000;
   row.updated_at_ms = 1000;
   return row;
@@ -201,9 +200,8 @@ TEST_F(StoreTest, InsertGetListUpdateDeleteWithEvents) {
   EXPECT_EQ(alpha.type, "PROCESS");
   EXPECT_EQ(alpha.spec_json, MakeKernel("alpha").spec_json);
   EXPECT_EQ(alpha.env_hash, "hash-alpha");
-  EXPECT_EQ(alpha.status, "pending");
-  EXPECT_EQ(alpha.last_error, "");
   EXPECT_EQ(alpha.generation, 1);
+  EXPECT_FALSE(alpha.workers_stopped);
   EXPECT_EQ(alpha.created_at_ms, 1000);
   EXPECT_EQ(alpha.updated_at_ms, 1000);
 
@@ -213,15 +211,15 @@ TEST_F(StoreTest, InsertGetListUpdateDeleteWithEvents) {
   EXPECT_EQ((*listed)[0].name, "alpha");
   EXPECT_EQ((*listed)[1].name, "beta");
 
-  KernelRow changed = MakeKernel("alpha", "failed");
-  changed.last_error = "pip exited with status 1";
-  changed.generation = 2;
+  KernelRow changed = MakeKernel("alpha", 2);
+  changed.env_hash = "hash-other";
+  changed.workers_stopped = true;
   changed.updated_at_ms = 3000;
   ASSERT_TRUE(store_->UpdateKernel(changed, MakeEvent("kernel.replaced", "kernel/alpha")).ok());
   got = store_->GetKernel("alpha");
   ASSERT_TRUE(got.ok() && got->has_value());
-  EXPECT_EQ((*got)->status, "failed");
-  EXPECT_EQ((*got)->last_error, "pip exited with status 1");
+  EXPECT_EQ((*got)->env_hash, "hash-other");
+  EXPECT_TRUE((*got)->workers_stopped);
   EXPECT_EQ((*got)->generation, 2);
   EXPECT_EQ((*got)->created_at_ms, 1000);
   EXPECT_EQ((*got)->updated_at_ms, 3000);
@@ -244,11 +242,11 @@ TEST_F(StoreTest, InsertGetListUpdateDeleteWithEvents) {
 
 TEST_F(StoreTest, DuplicateInsertIsAlreadyExistsAndWritesNothing) {
   ASSERT_TRUE(store_->InsertKernel(MakeKernel("a"), MakeEvent("kernel.created", "kernel/a")).ok());
-  KernelRow other = MakeKernel("a", "ready");
+  KernelRow other = MakeKernel("a", 7);
   Status s = store_->InsertKernel(other, MakeEvent("kernel.created", "kernel/a"));
   EXPECT_EQ(s.code(), StatusCode::kAlreadyExists) << s.ToString();
   EXPECT_THAT(s.message(), HasSubstr("\"a\""));
-  EXPECT_EQ(store_->GetKernel("a").value()->status, "pending");
+  EXPECT_EQ(store_->GetKernel("a").value()->generation, 1);
   EXPECT_EQ(AllEvents().size(), 1u);
 }
 
@@ -268,7 +266,9 @@ TEST_F(StoreTest, InsertWhoseEventFailsLeavesNoRow) {
 }
 
 TEST_F(StoreTest, InsertOfAnInvalidRowLeavesNoEvent) {
-  Status s = store_->InsertKernel(MakeKernel("a", "exploded"), MakeEvent("kernel.created", "k/a"));
+  KernelRow bad_type = MakeKernel("a");
+  bad_type.type = "DOCKER";
+  Status s = store_->InsertKernel(bad_type, MakeEvent("kernel.created", "k/a"));
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
   KernelRow bad_json = MakeKernel("b");
   bad_json.spec_json = "not json";
@@ -294,12 +294,11 @@ TEST_F(StoreTest, UpdateOrDeleteWhoseEventFailsKeepsTheOldRow) {
   ASSERT_TRUE(store_->InsertKernel(MakeKernel("a"), MakeEvent("kernel.created", "kernel/a")).ok());
   Event bad = MakeEvent("kernel.replaced", "kernel/a");
   bad.detail_json = "[";
-  EXPECT_EQ(store_->UpdateKernel(MakeKernel("a", "ready"), bad).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->UpdateKernel(MakeKernel("a", 2), bad).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->DeleteKernel("a", bad).code(), StatusCode::kInvalidArgument);
   Result<std::optional<KernelRow>> got = store_->GetKernel("a");
   ASSERT_TRUE(got.ok() && got->has_value());
-  EXPECT_EQ((*got)->status, "pending");
+  EXPECT_EQ((*got)->generation, 1);
   EXPECT_EQ(AllEvents().size(), 1u);
 }
 
@@ -465,7 +464,7 @@ VALUES (30, 'kernel.created', 'kernel/old', 'rest', '{}');
        [](Store& store) {
          Result<std::optional<KernelRow>> old = store.GetKernel("old");
          ASSERT_TRUE(old.ok() && old->has_value()) << old.status().ToString();
-         EXPECT_EQ((*old)->status, "ready");
+         EXPECT_EQ((*old)->env_hash, "h1");
          EXPECT_EQ((*old)->generation, 3);
          EXPECT_EQ((*old)->updated_at_ms, 20);
          EventFilter filter;
@@ -507,10 +506,26 @@ VALUES ('old-w1', 'old', 'running', 321, 4567, 'abcd', 2, '{"pythonVersion":"3.1
          EXPECT_EQ((*w)->restarts, 2);
          EXPECT_EQ((*w)->started_at_ms, 7);
        }},
+      // v4: kernels without a status of their own; envs may be pending.
+      {[](SQLite::Database& db) {
+         db.exec(R"sql(
+INSERT INTO kernels (name, type, spec_json, env_hash, generation, created_at, updated_at,
+                     workers_stopped)
+VALUES ('v4', 'UNMANAGED', '{"name":"v4"}', '', 1, 40, 41, 1);
+INSERT INTO envs (hash, python_version, path, status, created_at, updated_at, last_used_at)
+VALUES ('h4', '3.12', '/x/envs/h4', 'pending', 1, 2, 3);
+)sql");
+       },
+       [](Store& store) {
+         KernelRow k = store.GetKernel("v4").value().value();
+         EXPECT_EQ(k.type, "UNMANAGED");
+         EXPECT_TRUE(k.workers_stopped);
+         EXPECT_EQ(store.GetEnv("h4").value().value().status, "pending");
+       }},
   };
 }
 
-TEST_F(StoreTest, PutEnvMirrorsItsStatusOnEveryKernelOfTheHash) {
+TEST_F(StoreTest, EnvRowsAreWrittenWithTheirEventAndLeaveKernelsAlone) {
   KernelRow a = MakeKernel("a");
   KernelRow b = MakeKernel("b");
   b.env_hash = a.env_hash;
@@ -523,17 +538,14 @@ TEST_F(StoreTest, PutEnvMirrorsItsStatusOnEveryKernelOfTheHash) {
   env.hash = a.env_hash;
   env.python_version = "3.11";
   env.path = "/envs/x";
+  env.status = "pending";
+  env.created_at_ms = env.updated_at_ms = env.last_used_at_ms = 5000;
+  ASSERT_TRUE(store_->PutEnv(env, MakeEvent("env.queued", "env/" + env.hash)).ok());
   env.status = "failed";
   env.last_error = "No matching distribution found for foo==9.9";
-  env.created_at_ms = env.updated_at_ms = env.last_used_at_ms = 5000;
   ASSERT_TRUE(store_->PutEnv(env, MakeEvent("env.failed", "env/" + env.hash)).ok());
-  for (const char* name : {"a", "b"}) {
-    KernelRow k = store_->GetKernel(name).value().value();
-    EXPECT_EQ(k.status, "failed");
-    EXPECT_EQ(k.last_error, env.last_error);
-    EXPECT_EQ(k.updated_at_ms, 5000);
-  }
-  EXPECT_EQ(store_->GetKernel("c").value()->status, "pending");
+  EXPECT_EQ(store_->GetEnv(a.env_hash).value()->last_error, env.last_error);
+  EXPECT_EQ(store_->GetKernel("a").value()->updated_at_ms, 1000);  // kernels hold no copy
   env.status = "bogus";
   EXPECT_EQ(store_->PutEnv(env, MakeEvent("env.x", "env/x")).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->GetEnv(a.env_hash).value()->status, "failed");  // nothing half-written
@@ -542,15 +554,26 @@ TEST_F(StoreTest, PutEnvMirrorsItsStatusOnEveryKernelOfTheHash) {
   ASSERT_EQ(store_->ListEnvs().value().size(), 1u);
   ASSERT_TRUE(store_->DeleteEnv(a.env_hash, MakeEvent("env.deleted", "env/x")).ok());
   EXPECT_FALSE(store_->GetEnv(a.env_hash).value().has_value());
-  ASSERT_TRUE(store_->SetKernelsStatus(a.env_hash, "building", "", 9500).ok());
-  EXPECT_EQ(store_->GetKernel("b").value()->status, "building");
-  EXPECT_EQ(store_->GetKernel("b").value()->last_error, "");
-  ASSERT_TRUE(store_->SetKernelStatus("b", "failed", "no luck", 9600).ok());
-  EXPECT_EQ(store_->GetKernel("b").value()->status, "failed");
-  EXPECT_EQ(store_->GetKernel("b").value()->last_error, "no luck");
-  EXPECT_EQ(store_->GetKernel("b").value()->updated_at_ms, 9600);
-  EXPECT_EQ(store_->SetKernelStatus("b", "gone", "", 9700).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->GetKernel("b").value()->status, "failed");
+  EXPECT_THAT(Kinds(AllEvents()), ElementsAre("kernel.created", "kernel.created",
+                                              "kernel.created", "env.queued", "env.failed",
+                                              "env.deleted"));
+}
+
+TEST_F(StoreTest, UpdateKernelsWritesAllOrNothingWithOneEvent) {
+  for (const char* name : {"a", "b"}) {
+    ASSERT_TRUE(store_->InsertKernel(MakeKernel(name), MakeEvent("kernel.created", "k")).ok());
+  }
+  KernelRow a = MakeKernel("a", 2);
+  KernelRow ghost = MakeKernel("ghost", 2);
+  EXPECT_EQ(store_->UpdateKernels({a, ghost}, MakeEvent("kernels.rehashed", "supervisor")).code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetKernel("a").value()->generation, 1);  // rolled back
+  KernelRow b = MakeKernel("b", 5);
+  ASSERT_TRUE(store_->UpdateKernels({a, b}, MakeEvent("kernels.rehashed", "supervisor")).ok());
+  EXPECT_EQ(store_->GetKernel("a").value()->generation, 2);
+  EXPECT_EQ(store_->GetKernel("b").value()->generation, 5);
+  EXPECT_THAT(Kinds(AllEvents()),
+              ElementsAre("kernel.created", "kernel.created", "kernels.rehashed"));
 }
 
 TEST_F(StoreTest, EveryVersionUpgradesToLatestKeepingItsData) {

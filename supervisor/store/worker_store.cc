@@ -2,10 +2,10 @@
 // one transaction.
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
-#include <SQLiteCpp/Transaction.h>
 
 #include "supervisor/store/sqlite_errors.h"
 #include "supervisor/store/store.h"
+#include "supervisor/store/write_with_event.h"
 
 namespace gsk::store {
 namespace {
@@ -71,16 +71,11 @@ WorkerRow ReadWorker(const SQLite::Statement& s) {
 }  // namespace
 
 Status Store::PutWorker(const WorkerRow& row, const Event& event) {
-  return Guarded("writing worker", row.id, [&]() -> Status {
-    SQLite::Transaction txn(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    {
-      SQLite::Statement& put = Prepared(kPutWorker);
-      ResetOnExit reset(put);
-      BindWorker(put, row);
-      put.exec();
-    }
-    WriteEvent(event);
-    txn.commit();
+  return WriteWithEvent("writing worker", row.id, event, [&]() -> Status {
+    SQLite::Statement& put = Prepared(kPutWorker);
+    ResetOnExit reset(put);
+    BindWorker(put, row);
+    put.exec();
     return Status::Ok();
   });
 }
@@ -108,18 +103,13 @@ Result<std::vector<WorkerRow>> Store::ListWorkers(const std::string& kernel) {
 }
 
 Status Store::DeleteWorker(const std::string& id, const Event& event) {
-  return Guarded("deleting worker", id, [&]() -> Status {
-    SQLite::Transaction txn(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    {
-      SQLite::Statement& remove = Prepared(kDeleteWorker);
-      ResetOnExit reset(remove);
-      remove.bind(1, id);
-      if (remove.exec() == 0) {
-        return NotFound("worker \"" + id + "\" does not exist").WithDetail("id", id);
-      }
+  return WriteWithEvent("deleting worker", id, event, [&]() -> Status {
+    SQLite::Statement& remove = Prepared(kDeleteWorker);
+    ResetOnExit reset(remove);
+    remove.bind(1, id);
+    if (remove.exec() == 0) {
+      return NotFound("worker \"" + id + "\" does not exist").WithDetail("id", id);
     }
-    WriteEvent(event);
-    txn.commit();
     return Status::Ok();
   });
 }

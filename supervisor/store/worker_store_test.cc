@@ -141,7 +141,6 @@ TEST_F(WorkerStoreTest, WorkerRowsOutliveTheirKernel) {
   k.type = "PROCESS";
   k.spec_json = R"({"name":"k1"})";
   k.env_hash = "h";
-  k.status = "ready";
   k.created_at_ms = k.updated_at_ms = 1;
   ASSERT_TRUE(store_->InsertKernel(k, MakeEvent("kernel.created", "kernel/k1")).ok());
   WorkerRow w = MakeWorker("k1-w", "k1");

@@ -9,7 +9,7 @@
 
 #include "base/fake_clock.h"
 #include "supervisor/process/fake_process_launcher.h"
-#include "supervisor/workers/fake_timers.h"
+#include "base/fake_timers.h"
 #include "supervisor/workers/worker_pool.h"
 
 namespace gsk::workers {

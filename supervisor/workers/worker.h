@@ -3,6 +3,7 @@
 // not synchronized.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -13,6 +14,27 @@
 #include "supervisor/process/process_launcher.h"
 
 namespace gsk::workers {
+
+// How workers are supervised in time ([workers] in the config). Each default is spelled here only.
+struct Timings {
+  // A launched worker must register (valid hello) within this, or it is killed and the launch
+  // counts as an early exit.
+  std::chrono::milliseconds registration_deadline{30'000};
+  // supervisord's startsecs: an exit within this of becoming running is an early exit too.
+  std::chrono::milliseconds start_seconds{10'000};
+  // Delay before the k-th consecutive retry: min(backoff_initial * 2^(k-1), backoff_max).
+  std::chrono::milliseconds backoff_initial{1'000};
+  std::chrono::milliseconds backoff_max{60'000};
+  // This many consecutive early exits make the worker fatal (no more retries until Restart).
+  int max_quick_failures = 5;
+  // Stop sends SIGTERM to the worker's process group, then SIGKILL after this.
+  std::chrono::milliseconds stop_grace{10'000};
+  // A running worker whose connection broke is killed (and restarted) unless it registers
+  // again within this; also how long a worker keeps redialing a supervisor that went away.
+  std::chrono::milliseconds reconnect_deadline{60'000};
+  // Both sides of a worker's connection send a heartbeat this often; 3 missed: the link is dead.
+  std::chrono::milliseconds heartbeat{5'000};
+};
 
 // supervisord's process states, which admins know.
 enum class WorkerState { kStarting, kRunning, kBackoff, kStopping, kStopped, kExited, kFatal };

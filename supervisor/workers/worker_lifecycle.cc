@@ -17,7 +17,7 @@ std::string Ms(std::chrono::milliseconds d) { return std::to_string(d.count()) +
 
 Result<process::ProcessSpec> WorkerPool::MakeSpec(Worker& w) {
   const LaunchTemplate& launch = kernels_.at(w.info.kernel).launch;
-  GSK_ASSIGN_OR_RETURN(std::string token, NewToken());
+  GSK_ASSIGN_OR_RETURN(std::string token, RandomHex(32));
   process::ProcessSpec spec;
   spec.argv = launch.argv;
   spec.env = launch.env;
@@ -42,7 +42,7 @@ Result<process::ProcessSpec> WorkerPool::MakeSpec(Worker& w) {
     spec.log_rotate_bytes = launch.log_rotate_bytes;
   }
   // Only the digest outlives the launch: the token itself lives in the worker's environment.
-  w.token = DigestOf(token);
+  w.token = Sha256(token);
   return spec;
 }
 
@@ -105,7 +105,7 @@ void WorkerPool::Launch(Worker& w, std::string_view why) {
   w.deadline_missed = false;
   w.info.pid = handle->pid();
   w.info.process_start_ticks = handle->start_time_ticks();
-  w.info.token_hash = Hex(w.token);
+  w.info.token_hash = HexEncode(w.token);
   w.info.connected = false;
   w.info.started_at_ms = 0;
   w.info.log_file = log_file;

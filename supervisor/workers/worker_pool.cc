@@ -122,7 +122,7 @@ Status WorkerPool::Adopt(const AdoptRecord& record) {
   info.log_file = record.log_file;
   info.created_at_ms = record.created_at_ms;
   info.updated_at_ms = clock_.NowUnixMillis();
-  std::optional<TokenDigest> token = DigestFromHex(record.token_hash);
+  std::optional<Sha256Digest> token = DigestFromHex(record.token_hash);
   std::weak_ptr<int> alive = alive_;
   Result<process::ProcessHandle> handle =
       token ? launcher_.Adopt(AdoptSpecOf(record),
@@ -226,7 +226,7 @@ void WorkerPool::StopAll(std::function<void()> on_done) {
 Status WorkerPool::OnRegistered(const Registration& r) {
   Worker* w = Find(r.worker_id);
   if (w == nullptr) return NotFound("unknown worker id \"" + r.worker_id + "\"");
-  if (!DigestsEqual(DigestOf(r.token), w->token)) {
+  if (!DigestsEqual(Sha256(r.token), w->token)) {
     spdlog::warn("event=worker.registration_refused worker={} reason=\"wrong token\"", r.worker_id);
     return Unauthenticated("wrong token for worker \"" + r.worker_id + "\"");
   }
@@ -306,7 +306,7 @@ Result<std::string> WorkerPool::NewWorkerId(const std::string& kernel) {
     if (options_.new_worker_id) {
       id = options_.new_worker_id(kernel);
     } else {
-      GSK_ASSIGN_OR_RETURN(std::string suffix, RandomSuffix());
+      GSK_ASSIGN_OR_RETURN(std::string suffix, RandomHex(4));
       id = kernel + "-" + suffix;
     }
     if (!id.empty() && workers_.find(id) == workers_.end()) return id;

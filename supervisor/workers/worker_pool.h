@@ -19,28 +19,13 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "supervisor/process/process_launcher.h"
-#include "supervisor/workers/timers.h"
+#include "base/timers.h"
 #include "supervisor/workers/worker.h"
-#include "supervisor/workers/worker_token.h"
+#include "base/crypto.h"
 
 namespace gsk::workers {
 
-struct WorkerPoolOptions {
-  // A launched worker must register (valid hello) within this, or it is killed and the launch
-  // counts as an early exit.
-  std::chrono::milliseconds registration_deadline{30'000};
-  // supervisord's startsecs: an exit within this of becoming running is an early exit too.
-  std::chrono::milliseconds start_seconds{10'000};
-  // Delay before the k-th consecutive retry: min(backoff_initial * 2^(k-1), backoff_max).
-  std::chrono::milliseconds backoff_initial{1'000};
-  std::chrono::milliseconds backoff_max{60'000};
-  // This many consecutive early exits make the worker fatal (no more retries until Restart).
-  int max_quick_failures = 5;
-  // Stop sends SIGTERM to the worker's process group, then SIGKILL after this.
-  std::chrono::milliseconds stop_grace{10'000};
-  // A running worker whose connection broke is killed (and restarted) unless it registers
-  // again within this.
-  std::chrono::milliseconds reconnect_deadline{60'000};
+struct WorkerPoolOptions : Timings {
   std::string supervisor_socket;  // GSK_SUPERVISOR_SOCKET for the workers
   // Log rotation size for adopted workers (their kernel's launch is not known yet); 0 = none.
   uint64_t adopted_log_rotate_bytes = 0;
@@ -107,6 +92,7 @@ class WorkerPool {
   // How many workers of `kernel` are running (no copies: it is asked for every kernel listed).
   int CountRunning(const std::string& kernel) const;
   bool HasWorkers(const std::string& kernel) const;
+  const WorkerPoolOptions& options() const { return options_; }
 
  private:
   enum class AfterStop { kStay, kRestart, kRemove };
@@ -115,7 +101,7 @@ class WorkerPool {
     uint64_t seq = 0;  // creation order, for scaling down the newest first
     process::ProcessHandle handle;
     bool has_process = false;
-    TokenDigest token{};
+    Sha256Digest token{};
     TimerId timer = 0;  // the one timer of the current state, 0 if none
     int64_t running_since_mono_ms = 0;
     bool deadline_missed = false;

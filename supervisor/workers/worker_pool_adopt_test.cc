@@ -7,7 +7,7 @@
 #include <string>
 
 #include "supervisor/workers/worker_pool_test_fixture.h"
-#include "supervisor/workers/worker_token.h"
+#include "base/crypto.h"
 
 namespace gsk::workers {
 namespace {
@@ -26,7 +26,7 @@ class WorkerPoolAdoptTest : public WorkerPoolTest {
     r.state = state;
     r.pid = pid;
     r.process_start_ticks = 777;
-    r.token_hash = Hex(DigestOf("token-" + id));
+    r.token_hash = HexEncode(Sha256("token-" + id));
     r.restarts = 2;
     r.python_version = "3.11.2";
     r.started_at_ms = clock_.NowUnixMillis() - 60'000;

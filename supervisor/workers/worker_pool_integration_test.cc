@@ -9,7 +9,7 @@
 
 #include "base/clock.h"
 #include "supervisor/process/process_launcher.h"
-#include "supervisor/workers/timers.h"
+#include "base/timers.h"
 #include "supervisor/workers/worker_pool.h"
 
 namespace gsk::workers {

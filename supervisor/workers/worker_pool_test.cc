@@ -3,7 +3,7 @@
 #include <string>
 
 #include "supervisor/workers/worker_pool_test_fixture.h"
-#include "supervisor/workers/worker_token.h"
+#include "base/crypto.h"
 
 namespace gsk::workers {
 namespace {
@@ -30,7 +30,7 @@ TEST_F(WorkerPoolTest, LaunchThenRegistrationMakesItRunning) {
   WorkerInfo starting = Info("k-1");
   EXPECT_EQ(starting.state, WorkerState::kStarting);
   EXPECT_EQ(starting.pid, LastPid());
-  EXPECT_EQ(starting.token_hash, Hex(DigestOf(token)));
+  EXPECT_EQ(starting.token_hash, HexEncode(Sha256(token)));
   EXPECT_NE(starting.token_hash, token);
   EXPECT_EQ(starting.log_file, "/var/log/giskard/workers/k-1.log");
 

@@ -1,6 +1,6 @@
-#include "supervisor/workers/fake_timers.h"
+#include "base/fake_timers.h"
 
-namespace gsk::workers {
+namespace gsk {
 
 TimerId FakeTimers::After(std::chrono::milliseconds delay, std::function<void()> fn) {
   TimerId id = next_id_++;
@@ -36,4 +36,4 @@ std::optional<std::chrono::milliseconds> FakeTimers::NextDelay() const {
   return std::chrono::milliseconds(timers_.begin()->first.first - clock_.MonotonicMillis());
 }
 
-}  // namespace gsk::workers
+}  // namespace gsk

@@ -1,12 +1,12 @@
-#include "supervisor/service/file_chunk.h"
+#include "supervisor/service/log_chunk.h"
 
 #include <algorithm>
 #include <fstream>
 
 namespace gsk::service {
 
-FileChunk ReadFileChunk(const std::filesystem::path& path, uint64_t offset, uint64_t limit) {
-  FileChunk chunk;
+LogChunk ReadLogChunk(const std::filesystem::path& path, uint64_t offset, uint64_t limit) {
+  LogChunk chunk;
   chunk.next_offset = offset;
   std::ifstream in(path, std::ios::binary);
   if (!in) return chunk;

@@ -5,9 +5,9 @@
 #include <memory>
 #include <utility>
 
-#include "supervisor/workers/timers.h"
+#include "base/timers.h"
 
-namespace gsk::workers {
+namespace gsk {
 namespace {
 
 class AsioTimers final : public Timers {
@@ -58,4 +58,4 @@ std::unique_ptr<Timers> MakeAsioTimers(boost::asio::io_context& io) {
   return std::make_unique<AsioTimers>(io);
 }
 
-}  // namespace gsk::workers
+}  // namespace gsk

@@ -1,4 +1,4 @@
-#include "supervisor/workers/fake_timers.h"
+#include "base/fake_timers.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace gsk::workers {
+namespace gsk {
 namespace {
 
 using std::chrono::milliseconds;
@@ -57,4 +57,4 @@ TEST(FakeTimersTest, TimersSetByCallbacksFireInTheSameAdvanceWhenDue) {
 }
 
 }  // namespace
-}  // namespace gsk::workers
+}  // namespace gsk

@@ -12,7 +12,7 @@ namespace boost::asio {
 class io_context;
 }  // namespace boost::asio
 
-namespace gsk::workers {
+namespace gsk {
 
 using TimerId = uint64_t;  // never 0 for a timer that was set, never reused
 
@@ -29,4 +29,4 @@ class Timers {
 // Timers; destroying the Timers cancels every pending callback.
 std::unique_ptr<Timers> MakeAsioTimers(boost::asio::io_context& io);
 
-}  // namespace gsk::workers
+}  // namespace gsk

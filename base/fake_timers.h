@@ -11,9 +11,9 @@
 #include <utility>
 
 #include "base/fake_clock.h"
-#include "supervisor/workers/timers.h"
+#include "base/timers.h"
 
-namespace gsk::workers {
+namespace gsk {
 
 class FakeTimers final : public Timers {
  public:
@@ -39,4 +39,4 @@ class FakeTimers final : public Timers {
   TimerId next_id_ = 1;
 };
 
-}  // namespace gsk::workers
+}  // namespace gsk

@@ -1,0 +1,123 @@
+#include "supervisor/api/views.h"
+
+#include <nlohmann/json.hpp>
+
+#include "base/clock.h"
+
+namespace gsk::api {
+namespace {
+
+using nlohmann::json;
+
+json Time(int64_t ms) { return ms > 0 ? json(FormatRfc3339(ms)) : json(); }
+
+json TextOrNull(const std::string& text) { return text.empty() ? json() : json(text); }
+
+// The document of a kernel kept with a problem is shown as it was stored, env values masked.
+json StoredDocument(const service::Kernel& k) {
+  json doc = json::parse(k.document, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) return json::object({{"name", k.name()}});
+  if (auto env = doc.find("env"); env != doc.end() && env->is_object()) {
+    for (auto& [key, value] : env->items()) {
+      if (value.is_string()) value = spec::MaskSecret(value.get<std::string>());
+    }
+  }
+  return doc;
+}
+
+}  // namespace
+
+json KernelView(const service::Kernel& k, const service::KernelState& state,
+                int running_workers) {
+  json doc = k.problem.empty() ? spec::ToJson(k.spec, /*redact_env=*/true) : StoredDocument(k);
+  doc["status"] = service::KernelStatusName(state.status);
+  doc["envHash"] = k.env_hash;
+  doc["lastError"] = TextOrNull(state.last_error);
+  doc["generation"] = k.generation;
+  doc["started"] = !k.workers_stopped;
+  doc["runningWorkers"] = running_workers;
+  doc["createdAt"] = FormatRfc3339(k.created_at_ms);
+  doc["updatedAt"] = FormatRfc3339(k.updated_at_ms);
+  if (state.progress) {
+    const envs::BuildProgress& p = *state.progress;
+    doc["build"] = {{"phase", p.phase},
+                    {"current", p.current},
+                    {"collected", p.collected},
+                    {"toInstall", p.to_install},
+                    {"installed", p.installed}};
+  }
+  return doc;
+}
+
+json WorkerView(const workers::WorkerInfo& w, bool environment, int64_t now_ms) {
+  bool running = w.state == workers::WorkerState::kRunning;
+  json j = {{"id", w.id},
+            {"kernel", w.kernel},
+            {"state", workers::StateName(w.state)},
+            {"pid", w.pid},
+            {"connected", w.connected},
+            {"restarts", w.restarts},
+            {"quickFailures", w.quick_failures},
+            {"exit", w.exit_description},
+            {"lastError", TextOrNull(w.last_error)},
+            {"pythonVersion", w.python_version},
+            {"uptimeSeconds", running && w.started_at_ms > 0 ? (now_ms - w.started_at_ms) / 1000 : 0},
+            {"startedAt", Time(running ? w.started_at_ms : 0)},
+            {"createdAt", Time(w.created_at_ms)},
+            {"updatedAt", Time(w.updated_at_ms)},
+            {"logFile", w.log_file}};
+  if (environment) {
+    json env = json::parse(w.env_json, nullptr, /*allow_exceptions=*/false);
+    j["environment"] = env.is_object() ? env : json::object();
+  }
+  return j;
+}
+
+json EventsView(const std::vector<store::Event>& events) {
+  json out = json::array();
+  for (const auto& e : events) {
+    json detail = json::parse(e.detail_json, nullptr, /*allow_exceptions=*/false);
+    if (detail.is_discarded()) detail = json::object();
+    out.push_back({{"id", e.id},
+                   {"time", FormatRfc3339(e.ts_ms)},
+                   {"kind", e.kind},
+                   {"subject", e.subject},
+                   {"actor", e.actor},
+                   {"detail", std::move(detail)}});
+  }
+  return out;
+}
+
+json StatusView(const service::DaemonStatus& s) {
+  json interpreters = json::array();
+  for (const auto& it : s.facts.interpreters) {
+    json j = {{"version", it.version},
+              {"path", it.path.string()},
+              {"source", it.source},
+              {"usable", it.usable()}};
+    if (!it.usable()) j["problem"] = it.problem;
+    interpreters.push_back(std::move(j));
+  }
+  return {{"version", s.facts.version},
+          {"pid", s.facts.pid},
+          {"startedAt", FormatRfc3339(s.facts.started_at_ms)},
+          {"uptimeSeconds", s.uptime_seconds},
+          {"stateDir", s.facts.state_dir},
+          {"listen", s.facts.listen},
+          {"adminSocket", s.facts.admin_socket},
+          {"workerSocket", s.facts.worker_socket},
+          {"workers", s.workers},
+          {"schemaVersion", s.schema_version},
+          {"kernels", s.kernels},
+          {"runningBuilds", s.running_builds},
+          {"interpreters", std::move(interpreters)}};
+}
+
+json ErrorView(std::string_view code, std::string_view message,
+               const std::vector<Status::Detail>& details) {
+  json d = json::object();
+  for (const auto& [key, value] : details) d[key] = value;
+  return {{"error", {{"code", code}, {"message", message}, {"details", std::move(d)}}}};
+}
+
+}  // namespace gsk::api
