@@ -93,6 +93,27 @@ Status PrepareOutput(const ProcessSpec& spec, PreparedLaunch& prep) {
   return Status::Ok();
 }
 
+// A pipe that already holds the whole secret and whose write end is closed: the child reads the
+// secret, then EOF. The secret fits in the pipe's buffer, so writing never blocks.
+Status PrepareSecret(const ProcessSpec& spec, PreparedLaunch& prep) {
+  if (!spec.secret) return Status::Ok();
+  if (spec.secret->size() > kMaxSecretBytes) {
+    return InvalidArgument("the secret for the child is larger than " +
+                           std::to_string(kMaxSecretBytes) + " bytes");
+  }
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    return ResourceExhausted(std::string("creating the secret pipe: ") + ::strerror(errno));
+  }
+  prep.secret_read.reset(fds[0]);
+  UniqueFd write_end(fds[1]);
+  ssize_t n = ::write(write_end.get(), spec.secret->data(), spec.secret->size());
+  if (n != static_cast<ssize_t>(spec.secret->size())) {
+    return Internal(std::string("writing the secret pipe: ") + ::strerror(errno));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::vector<const char*> PreparedLaunch::Envp() const {
@@ -109,6 +130,7 @@ ChildSetup PreparedLaunch::Setup() const {
   setup.stdin_fd = dev_null.get();
   setup.stdout_fd = child_output ? child_output.get() : dev_null.get();
   setup.stderr_fd = setup.stdout_fd;
+  setup.secret_fd = secret_read ? secret_read.get() : -1;
   setup.cwd = cwd.empty() ? nullptr : cwd.c_str();
   setup.limits = limits;
   setup.limit_count = limit_count;
@@ -126,6 +148,7 @@ Result<PreparedLaunch> PrepareLaunch(const ProcessSpec& spec) {
   prep.dev_null.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!prep.dev_null) return Internal(std::string("opening /dev/null: ") + ::strerror(errno));
   GSK_RETURN_IF_ERROR(PrepareOutput(spec, prep));
+  GSK_RETURN_IF_ERROR(PrepareSecret(spec, prep));
   return prep;
 }
 

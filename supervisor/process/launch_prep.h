@@ -22,6 +22,7 @@ struct PreparedLaunch {
   UniqueFd dev_null;
   UniqueFd child_output;  // the child's stdout and stderr: the pipe's write end, the log or null
   UniqueFd pipe_read;     // set when the output is piped to the supervisor
+  UniqueFd secret_read;   // the child's end of the secret pipe (already holding the secret)
   std::optional<LogWriter> log;  // set when the supervisor writes the log itself
   std::array<ChildSetup::Limit, 4> limits{};
   size_t limit_count = 0;

@@ -57,7 +57,14 @@ struct ProcessSpec {
   // at exit), and also written to log_file if set. Without log_file and on_output the output
   // goes to /dev/null. stdin is always /dev/null.
   std::function<void(std::string_view line)> on_output;
+  // If set, the child inherits the read end of a pipe holding exactly these bytes (then EOF) as
+  // file descriptor kSecretFd: a way to hand it a secret that, unlike the environment, no
+  // other process can read from /proc. At most kMaxSecretBytes.
+  std::optional<std::string> secret;
 };
+
+inline constexpr int kSecretFd = 3;
+inline constexpr size_t kMaxSecretBytes = 4096;
 
 // A running process to take charge of (ProcessLauncher::Adopt).
 struct AdoptSpec {

@@ -330,6 +330,29 @@ TEST_F(ProcessLauncherTest, ChildInheritsOnlyStdio) {
   ::close(leaked_socket);
 }
 
+TEST_F(ProcessLauncherTest, TheSecretArrivesOnFd3AndNowhereElse) {
+  int leaked_fd = ::dup(2);  // must not land on fd 3 in the child, nor be inherited at all
+  ASSERT_GE(leaked_fd, 0);
+  ProcessSpec spec = Python(
+      "import os, sys\n"
+      "secret = os.read(3, 100)\n"
+      "rest = os.read(3, 100)\n"
+      "os.close(3)\n"
+      "fds = sorted(int(f) for f in os.listdir('/proc/self/fd'))\n"
+      "print(secret.decode(), len(rest), fds, 'GSK' in repr(dict(os.environ)))\n");
+  spec.secret = "s3cret-token";
+  auto run = Start(std::move(spec));
+  ASSERT_TRUE(WaitExit(run));
+  ASSERT_EQ(run->lines.size(), 1u);
+  // The secret, then EOF; then fds 0-2 plus the one listdir opens; nothing in the environment.
+  EXPECT_EQ(run->lines[0], "s3cret-token 0 [0, 1, 2, 3] False");
+  ProcessSpec too_big = Python("pass");
+  too_big.secret = std::string(kMaxSecretBytes + 1, 'x');
+  EXPECT_EQ(launcher_->Launch(std::move(too_big), [](const ExitInfo&) {}).status().code(),
+            StatusCode::kInvalidArgument);
+  ::close(leaked_fd);
+}
+
 TEST_F(ProcessLauncherTest, LogFileIsAppendedAcrossRuns) {
   for (const char* word : {"first", "second"}) {
     ProcessSpec spec =

@@ -21,7 +21,8 @@ namespace bp = boost::process::v2;
 // A failure in the child is reported through Boost's exec-error pipe as one int:
 // step * kStepFactor + errno. Step 0 is execve itself.
 constexpr int kStepFactor = 1000;
-enum Step : int { kExec = 0, kSetpgid, kStdio, kCloseOnExec, kChdir, kRlimit0 };
+enum Step : int { kExec = 0, kSetpgid, kStdio, kCloseOnExec, kChdir, kSecret, kRlimit0 };
+constexpr int kSecretTarget = 3;  // ProcessSpec's kSecretFd
 
 int Fail(int step) noexcept { return step * kStepFactor + errno; }
 
@@ -37,12 +38,12 @@ void ResetSignals() noexcept {
 
 // Boost 1.81's close_all() skips the fds between 2 and its own error pipe (a loop compares an
 // element with itself), so mark everything above stderr close-on-exec ourselves.
-int MarkCloseOnExec() noexcept {
-  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
+int MarkCloseOnExec(unsigned first) noexcept {
+  if (::close_range(first, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
   struct rlimit nofile {};
   if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0) return -1;
   rlim_t top = nofile.rlim_cur == RLIM_INFINITY ? 65536 : nofile.rlim_cur;
-  for (rlim_t fd = 3; fd < top && fd < 1'048'576; ++fd) {
+  for (rlim_t fd = first; fd < top && fd < 1'048'576; ++fd) {
     ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);  // EBADF for fds that are not open
   }
   return 0;
@@ -94,6 +95,8 @@ const char* StepName(int step, const ChildSetup& setup) {
       return "closing inherited file descriptors";
     case kChdir:
       return "chdir";
+    case kSecret:
+      return "passing the secret pipe";
     default:
       break;
   }
@@ -125,8 +128,14 @@ void KillAndReap(int pid) {
 int ApplyInChild(const ChildSetup& setup) noexcept {
   ResetSignals();
   if (setup.new_process_group && ::setpgid(0, 0) != 0) return Fail(kSetpgid);
+  int secret = setup.secret_fd;
+  // Out of the way of the stdio targets and of its own target before those are written.
+  if (secret >= 0 && secret <= kSecretTarget) secret = ::fcntl(secret, F_DUPFD_CLOEXEC, 10);
+  if (setup.secret_fd >= 0 && secret < 0) return Fail(kSecret);
   if (SetUpStdio(setup) != 0) return Fail(kStdio);
-  if (MarkCloseOnExec() != 0) return Fail(kCloseOnExec);
+  // dup2 onto another number clears close-on-exec on the copy: only it is inherited.
+  if (secret >= 0 && ::dup2(secret, kSecretTarget) < 0) return Fail(kSecret);
+  if (MarkCloseOnExec(secret >= 0 ? kSecretTarget + 1 : 3) != 0) return Fail(kCloseOnExec);
   if (setup.cwd != nullptr && ::chdir(setup.cwd) != 0) return Fail(kChdir);
   for (size_t i = 0; i < setup.limit_count; ++i) {
     rlimit limit{};

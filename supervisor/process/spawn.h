@@ -25,6 +25,7 @@ struct ChildSetup {
   int stdin_fd = -1;  // dup2'd onto 0, 1, 2
   int stdout_fd = -1;
   int stderr_fd = -1;
+  int secret_fd = -1;  // dup2'd onto kSecretFd (3) when set; every other fd is closed on exec
   const char* cwd = nullptr;  // nullptr: inherit
   std::array<Limit, 4> limits{};
   size_t limit_count = 0;

@@ -63,11 +63,11 @@ TEST_F(StoreObserverTest, TransitionsArePersistedWithEventsAndRemovalDeletesTheR
   EXPECT_EQ(starting.state, "starting");
   EXPECT_EQ(starting.pid, launcher.launches()[0].handle.pid());
   EXPECT_EQ(starting.token_hash.size(), 64u);
-  EXPECT_NE(starting.token_hash, launcher.launches()[0].spec.env.at("GSK_WORKER_TOKEN"));
+  EXPECT_NE(starting.token_hash, launcher.launches()[0].spec.secret.value());
 
   Registration hello;
   hello.worker_id = "k-1";
-  hello.token = launcher.launches()[0].spec.env.at("GSK_WORKER_TOKEN");
+  hello.token = launcher.launches()[0].spec.secret.value();
   hello.pid = launcher.launches()[0].handle.pid();
   hello.process_start_ticks = starting.process_start_ticks;
   hello.python_version = "3.11.2";

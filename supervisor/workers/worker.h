@@ -43,7 +43,7 @@ enum class WorkerState { kStarting, kRunning, kBackoff, kStopping, kStopped, kEx
 std::string_view StateName(WorkerState state);
 
 // How the workers of one kernel are launched. The pool adds GSK_SUPERVISOR_SOCKET,
-// GSK_WORKER_ID and GSK_WORKER_TOKEN to `env`.
+// GSK_WORKER_ID and GSK_WORKER_TOKEN_FD to `env`, and hands the one-time token on that fd.
 struct LaunchTemplate {
   std::vector<std::string> argv;  // e.g. {venv/bin/python, -m, giskard_worker_shim, serve-managed}
   std::map<std::string, std::string> env;  // the complete environment otherwise

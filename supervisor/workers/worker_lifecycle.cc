@@ -25,7 +25,9 @@ Result<process::ProcessSpec> WorkerPool::MakeSpec(Worker& w) {
     spec.env["GSK_SUPERVISOR_SOCKET"] = options_.supervisor_socket;
   }
   spec.env["GSK_WORKER_ID"] = w.info.id;
-  spec.env["GSK_WORKER_TOKEN"] = token;
+  // On an inherited pipe, not in the environment, which /proc/<pid>/environ would show.
+  spec.env["GSK_WORKER_TOKEN_FD"] = std::to_string(process::kSecretFd);
+  spec.secret = token;
   spec.cwd = launch.cwd;
   if (launch.cwd_per_worker && !launch.cwd.empty()) {
     spec.cwd = launch.cwd / w.info.id;
@@ -41,7 +43,7 @@ Result<process::ProcessSpec> WorkerPool::MakeSpec(Worker& w) {
     spec.log_file = launch.log_dir / (w.info.id + ".log");
     spec.log_rotate_bytes = launch.log_rotate_bytes;
   }
-  // Only the digest outlives the launch: the token itself lives in the worker's environment.
+  // Only the digest outlives the launch: the token itself lives in the worker alone.
   w.token = Sha256(token);
   return spec;
 }

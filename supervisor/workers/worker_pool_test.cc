@@ -24,7 +24,9 @@ TEST_F(WorkerPoolTest, LaunchThenRegistrationMakesItRunning) {
   EXPECT_EQ(spec.env.at("PATH"), "/envs/h1/bin:/usr/bin");
   EXPECT_EQ(spec.env.at("GSK_SUPERVISOR_SOCKET"), "/run/giskard/supervisor.sock");
   EXPECT_EQ(spec.env.at("GSK_WORKER_ID"), "k-1");
-  const std::string token = spec.env.at("GSK_WORKER_TOKEN");
+  EXPECT_EQ(spec.env.at("GSK_WORKER_TOKEN_FD"), "3");
+  EXPECT_EQ(spec.env.count("GSK_WORKER_TOKEN"), 0u);  // never in the environment
+  const std::string token = spec.secret.value();
   EXPECT_EQ(token.size(), 64u);
 
   WorkerInfo starting = Info("k-1");

@@ -96,7 +96,7 @@ class WorkerPoolTest : public ::testing::Test {
     const auto& launched = LaunchOf(pid);
     Registration r;
     r.worker_id = id;
-    r.token = launched.spec.env.at("GSK_WORKER_TOKEN");
+    r.token = launched.spec.secret.value();
     r.pid = pid;
     r.process_start_ticks = launched.handle.start_time_ticks();
     r.python_version = "3.11.2";

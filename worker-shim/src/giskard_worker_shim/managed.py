@@ -50,12 +50,51 @@ def _required(environ: MutableMapping[str, str], name: str) -> str:
     return value
 
 
+MAX_TOKEN_BYTES = 4096
+
+
+def _read_token_fd(raw: str) -> str:
+    """Reads the one-time token from the pipe the supervisor handed down, then closes it, so
+    that it is in no file descriptor, environment or /proc entry of this process afterwards."""
+    try:
+        fd = int(raw)
+    except ValueError:
+        raise ValueError("GSK_WORKER_TOKEN_FD=%r is not a file descriptor number" % raw) from None
+    chunks = []
+    try:
+        while sum(len(c) for c in chunks) <= MAX_TOKEN_BYTES:
+            chunk = os.read(fd, MAX_TOKEN_BYTES)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError as e:
+        raise ValueError("GSK_WORKER_TOKEN_FD=%s cannot be read: %s" % (raw, e)) from None
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    token = b"".join(chunks).decode("utf-8", "replace").strip()
+    if not token:
+        raise ValueError("GSK_WORKER_TOKEN_FD=%s holds no token" % raw)
+    return token
+
+
+def _token(environ: MutableMapping[str, str]) -> str:
+    # The supervisor passes the token on an inherited pipe (GSK_WORKER_TOKEN_FD);
+    # GSK_WORKER_TOKEN in the environment is still accepted, for a supervisor before 0.2.
+    if environ.get("GSK_WORKER_TOKEN_FD"):
+        return _read_token_fd(environ["GSK_WORKER_TOKEN_FD"])
+    return _required(environ, "GSK_WORKER_TOKEN")
+
+
 def read_settings(environ: MutableMapping[str, str]) -> Settings:
-    """Raises ValueError naming the first missing or malformed variable."""
+    """Raises ValueError naming the first missing or malformed variable. Reading the token
+    from its file descriptor consumes it: call once."""
     return Settings(
         socket_path=_required(environ, "GSK_SUPERVISOR_SOCKET"),
         worker_id=_required(environ, "GSK_WORKER_ID"),
-        token=_required(environ, "GSK_WORKER_TOKEN"),
+        token=_token(environ),
         heartbeat_seconds=_number(environ, "GSK_HEARTBEAT_SECONDS", 5.0, allow_zero=False),
         grace_seconds=_number(environ, "GSK_ORPHAN_GRACE_SECONDS", 60.0, allow_zero=True))
 
@@ -68,6 +107,7 @@ def serve_managed(environ: MutableMapping[str, str]) -> int:
         return EXIT_USAGE
     # The token is for this process only: keep it from model code and its subprocesses.
     environ.pop("GSK_WORKER_TOKEN", None)
+    environ.pop("GSK_WORKER_TOKEN_FD", None)
     path = settings.socket_path
 
     def dial() -> FramedSocket:
