@@ -37,14 +37,14 @@ def shim_env(**extra):
 class Shim:
     """A shim subprocess whose stdout and stderr go to files (no pipe can fill up and block)."""
 
-    def __init__(self, args, env, cwd=None):
+    def __init__(self, args, env, cwd=None, pass_fds=()):
         self._dir = tempfile.TemporaryDirectory(prefix="shim-out-")
         self.stdout_path = os.path.join(self._dir.name, "stdout")
         self.stderr_path = os.path.join(self._dir.name, "stderr")
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "giskard_worker_shim"] + args,
                                          env=env, cwd=cwd, stdout=out, stderr=err,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, pass_fds=pass_fds)
         self.pid = self.proc.pid
 
     def stdout(self):

@@ -7,13 +7,20 @@ import os
 import re
 import unittest
 
-from giskard_worker_shim import environment
+from giskard_worker_shim import environment, methods, optional
+from giskard_worker_shim.dispatch import default_dispatcher
+from giskard_worker_shim.executor import invoke
+from giskard_worker_shim.models import ModelCache
 from giskard_worker_shim.protocol import FrameDecoder, encode_frame
+from tests import model_fixtures
+from tests.model_fixtures import ModelTestCase
 from tests.support import EXAMPLES, ROOT
 
 ENV_FIELDS = {"pythonVersion": str, "pythonExecutable": str, "implementation": str,
               "platform": str, "machine": str, "pid": int, "processStartTime": (float, type(None)),
               "shimVersion": str, "packages": list}
+LOAD_MODEL_RESULT = {"model": str, "cached": bool, "kind": str, "loader": str,
+                     "predictProba": bool, "classes": (list, type(None)), "loadMs": (int, float)}
 REQUIRED = {
     "hello": {"protocol": int, "workerId": str, "reconnect": bool, "env": dict},
     "welcome": {"protocol": int, "heartbeatSeconds": (int, float), "supervisorPid": int},
@@ -84,6 +91,68 @@ class ExamplesTest(unittest.TestCase):
             text = f.read()
         for name in self.examples:
             self.assertTrue(name in text, "PROTOCOL.md does not mention " + name)
+
+
+class ModelExamplesTest(ModelTestCase):
+    """The load_model and predict examples, checked by field and against what the shim does
+    with the same requests (the model path replaced by a pickled CreditModel)."""
+
+    def setUp(self):
+        super().setUp()
+        self.examples = load_examples()
+        self.model = self.pickle_to("credit.pkl", model_fixtures.CreditModel())
+
+    def params(self, name, **changes):
+        params = dict(self.examples[name]["params"], model=self.model)
+        params.update(changes)
+        return params
+
+    def test_load_model(self):
+        request = self.examples["request-load-model.json"]
+        self.assertEqual(request["method"], "load_model")
+        self.assertEqual(set(request["params"]), {"model"})
+        self.assertTrue(os.path.isabs(request["params"]["model"]))
+        result = self.examples["reply-load-model.json"]["result"]
+        self.assertEqual(set(result), set(LOAD_MODEL_RESULT))
+        for field, types in LOAD_MODEL_RESULT.items():
+            self.assertIsInstance(result[field], types, field)
+        self.assertIn(result["kind"], ("pickle", "joblib", "entrypoint", "artifact"))
+        self.assertIn(result["loader"], ("pickle", "joblib"))
+        optional._modules["joblib"] = FakeJoblib  # the example's loader
+        directory = self.model_dir("m", {"artifact": "model.pkl"})
+        self.pickle_to("m/model.pkl", model_fixtures.CreditModel())
+        live = methods.load_model(ModelCache(), {"model": directory})
+        self.assertEqual(dict(live, loadMs=result["loadMs"]),
+                         dict(result, model=directory))
+
+    def test_predict_requests_give_the_example_reply(self):
+        expected = self.examples["reply-predict.json"]["result"]
+        self.assertEqual(self.examples["request-predict.json"]["method"], "predict")
+        self.assertEqual(self.examples["request-predict-records.json"]["method"], "predict")
+        self.assertIn("timeoutSeconds", self.examples["request-predict.json"]["params"])
+        for name in ("request-predict.json", "request-predict-records.json"):
+            with self.subTest(example=name):
+                self.assertEqual(methods.predict(ModelCache(), self.params(name)), expected)
+
+    def test_error_examples(self):
+        error = self.examples["reply-predict-error.json"]["error"]
+        self.assertEqual(error["type"], "ValueError")
+        self.assertIn("Traceback", error["traceback"])
+        error = self.examples["reply-model-load-error.json"]["error"]
+        self.assertEqual(error["type"], "ModelLoadError")
+        self.assertIn("ModuleNotFoundError", error["traceback"])
+        example = self.examples["reply-invalid-input.json"]
+        request = self.examples["request-predict.json"]
+        rows = [list(row) for row in request["params"]["rows"]]
+        del rows[1][1]
+        reply = invoke(default_dispatcher().lookup("predict").handler, example["id"],
+                       self.params("request-predict.json", rows=rows))
+        self.assertEqual(reply["error"]["type"], "InvalidInput")
+        self.assertEqual(reply["error"]["message"], example["error"]["message"])
+
+
+class FakeJoblib:
+    load = staticmethod(lambda path: model_fixtures.CreditModel())
 
 
 if __name__ == "__main__":

@@ -84,10 +84,14 @@ class RegistrationTest(ManagedTestCase):
         self.assertEqual(env["id"], "r2")
         self.assertEqual(set(env["result"]), set(hello["env"]))
         self.assertEqual(env["result"]["pid"], shim.pid)
-        for method in ("load_model", "predict"):
-            reply = peer.request("r-" + method, method, {"model": "m"})
-            self.assertEqual(reply["error"]["type"], "NotImplementedError")
-            self.assertIn("reserved", reply["error"]["message"])
+        for method in ("load_model", "predict"):  # model errors, as the shim reports them
+            reply = peer.request("r-" + method, method, {"model": "m", "rows": [[1]]})
+            self.assertEqual(reply["error"]["type"], "InvalidInput")
+            self.assertIn('"model" must be an absolute path', reply["error"]["message"])
+            reply = peer.request("r-" + method, method, {"model": "/nonexistent/m.pkl",
+                                                         "rows": [[1]]})
+            self.assertEqual(reply["error"]["type"], "ModelLoadError")
+            self.assertIn("/nonexistent/m.pkl", reply["error"]["message"])
             self.assertIn("Traceback", reply["error"]["traceback"])
         reply = peer.request("r3", "no_such_method")
         self.assertEqual(reply["error"]["type"], "MethodNotFound")
@@ -148,6 +152,39 @@ class RegistrationTest(ManagedTestCase):
         peer.recv()
         peer.send({"type": "welcome", "protocol": 2, "heartbeatSeconds": 5})
         self.assertExit(shim, 76)
+
+    def test_token_on_an_inherited_pipe_is_read_then_closed(self):
+        r, w = os.pipe()
+        os.write(w, TOKEN.encode())
+        os.close(w)
+        pipe = "pipe:[%d]" % os.fstat(r).st_ino
+        env = shim_env(GSK_SUPERVISOR_SOCKET=self.supervisor.path, GSK_WORKER_ID="w-42",
+                       GSK_WORKER_TOKEN_FD=str(r))
+        shim = Shim(["serve-managed"], env, pass_fds=(r,))
+        os.close(r)
+        self.addCleanup(shim.cleanup)
+        peer, hello = self.supervisor.register()
+        self.assertEqual(hello["token"], TOKEN)
+        # Gone from the process once read: no descriptor, no environment variable holds it.
+        fd_dir = "/proc/%d/fd" % shim.pid
+        links = []
+        for fd in os.listdir(fd_dir):
+            try:
+                links.append(os.readlink(os.path.join(fd_dir, fd)))
+            except OSError:
+                pass  # closed meanwhile
+        self.assertNotIn(pipe, links)
+        with open("/proc/%d/environ" % shim.pid, "rb") as f:
+            self.assertNotIn(TOKEN.encode(), f.read())
+        peer.close()
+
+    def test_unreadable_token_fd_is_a_usage_error(self):
+        env = shim_env(GSK_SUPERVISOR_SOCKET=self.supervisor.path, GSK_WORKER_ID="w-42",
+                       GSK_WORKER_TOKEN_FD="97")
+        shim = Shim(["serve-managed"], env)
+        self.addCleanup(shim.cleanup)
+        self.assertExit(shim, 64)
+        self.assertIn("GSK_WORKER_TOKEN_FD=97 cannot be read", shim.stderr())
 
     def test_missing_settings(self):
         shim = Shim(["serve-managed"], shim_env(GSK_SUPERVISOR_SOCKET=self.supervisor.path))

@@ -5,9 +5,10 @@ Inline methods run on the I/O thread and must be quick; the others run one at a 
 worker's executor thread, so heartbeats keep flowing during a long model call.
 """
 
+import functools
 from typing import Any, Callable, Dict, NamedTuple, Optional
 
-from giskard_worker_shim import environment
+from giskard_worker_shim import environment, methods, models
 
 Handler = Callable[[Dict[str, Any]], Dict[str, Any]]
 
@@ -40,20 +41,14 @@ def _environment(params: Dict[str, Any]) -> Dict[str, Any]:
     return environment.collect()
 
 
-def _reserved(method: str) -> Handler:
-    def handler(params: Dict[str, Any]) -> Dict[str, Any]:
-        del params
-        raise NotImplementedError(
-            "method %r is reserved for a later version of the worker shim "
-            "(model calls are not relayed yet)" % method)
-    return handler
-
-
 def default_dispatcher() -> Dispatcher:
-    """The methods of protocol version 1. `shutdown` is handled by the worker loop itself."""
+    """The methods of protocol version 1. `shutdown` is handled by the worker loop itself. The
+    model methods share one model cache (sized by GSK_MODEL_CACHE_SIZE), which only the
+    executor thread touches."""
     dispatcher = Dispatcher()
     dispatcher.register("ping", _ping, inline=True)
     dispatcher.register("environment", _environment, inline=True)
-    dispatcher.register("load_model", _reserved("load_model"))
-    dispatcher.register("predict", _reserved("predict"))
+    cache = models.ModelCache(models.cache_size_from_env())
+    dispatcher.register("load_model", functools.partial(methods.load_model, cache))
+    dispatcher.register("predict", functools.partial(methods.predict, cache))
     return dispatcher

@@ -12,10 +12,20 @@ from giskard_worker_shim.dispatch import Handler
 
 
 def invoke(handler: Handler, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:
+    """The reply to one request. Whatever the handler raises (model code included: MemoryError,
+    even SystemExit) becomes an error reply, so the thread that runs it lives on."""
     try:
         return protocol.reply_result(request_id, handler(params))
-    except Exception as e:  # noqa: BLE001 (the supervisor gets the error, the worker lives on)
-        return protocol.reply_error(request_id, protocol.error_from_exception(e))
+    except BaseException as e:  # noqa: BLE001 (the supervisor gets the error, the worker lives)
+        return _error_reply(request_id, e)
+
+
+def _error_reply(request_id: Any, exc: BaseException) -> Dict[str, Any]:
+    try:
+        return protocol.reply_error(request_id, protocol.error_from_exception(exc))
+    except MemoryError:  # too little memory left to format the traceback: say what we can
+        return protocol.reply_error(request_id, protocol.error_object(
+            type(exc).__name__, "(no memory left to describe the error)"))
 
 
 class Executor:
