@@ -1,11 +1,11 @@
 // The client subcommands about environment builds: `kernels logs`, `kernels rebuild`, and the
 // `--wait` loop that `kernels create` shares.
-#include <charconv>
 #include <cstdio>
 #include <ostream>
 #include <thread>
 
 #include "supervisor/cli/commands.h"
+#include "supervisor/cli/log_follow.h"
 #include "supervisor/cli/render.h"
 
 namespace gsk::cli {
@@ -34,36 +34,6 @@ std::string Seconds(double seconds, const char* format) {
   return buffer;
 }
 
-// One page of GET .../build-log, with the headers that say where the log stands.
-struct LogPage {
-  std::string text;
-  uint64_t size = 0;         // X-Log-Size: bytes in the log now
-  uint64_t next_offset = 0;  // X-Next-Offset
-  bool complete = true;      // X-Build-Complete; a daemon without it must not keep -f polling
-};
-
-uint64_t HeaderNumber(const HttpReply& reply, std::string_view name, uint64_t fallback) {
-  std::optional<std::string> text = reply.Header(name);
-  if (!text) return fallback;
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-  return ec == std::errc() && end == text->data() + text->size() ? value : fallback;
-}
-
-int FetchLogPage(const HttpClient& client, const std::string& name, uint64_t offset,
-                 const CommandEnv& env, LogPage* page) {
-  std::string path = KernelPath(name) + "/build-log?offset=" + std::to_string(offset) +
-                     "&limit=" + std::to_string(env.pacing.log_chunk_bytes);
-  CallResult r = Call(client, "GET", path, {}, env, /*expect_json=*/false);
-  if (r.exit_code != kExitOk) return r.exit_code;
-  page->text = std::move(r.reply.body);
-  uint64_t end = offset + page->text.size();
-  page->next_offset = HeaderNumber(r.reply, "X-Next-Offset", end);
-  page->size = HeaderNumber(r.reply, "X-Log-Size", end);
-  page->complete = r.reply.Header("X-Build-Complete").value_or("true") != "false";
-  return kExitOk;
-}
-
 // Called when the log is still empty: says why on env.err. Sets *stop for a kernel that will
 // never have a build log (unmanaged).
 int ExplainEmptyLog(const HttpClient& client, const std::string& name, bool follow,
@@ -84,15 +54,6 @@ int ExplainEmptyLog(const HttpClient& client, const std::string& name, bool foll
   return kExitOk;
 }
 
-void PrintLogText(const std::string& text, uint64_t offset, bool follow, bool json_output,
-                  const CommandEnv& env) {
-  if (!json_output) {
-    *env.out << text << std::flush;
-  } else if (follow) {
-    *env.out << Dump(json{{"offset", offset}, {"text", text}}) << "\n" << std::flush;
-  }
-}
-
 }  // namespace
 
 Clock::time_point Now(const CommandEnv& env) {
@@ -101,37 +62,23 @@ Clock::time_point Now(const CommandEnv& env) {
 
 int KernelsLogs(const HttpClient& client, const std::string& name, bool follow, bool json_output,
                 const CommandEnv& env) {
-  uint64_t offset = 0;
-  std::string all;  // --json without -f prints the whole text at the end
-  bool explained = false;
-  LogPage page;
-  while (true) {
-    if (int rc = FetchLogPage(client, name, offset, env, &page); rc != kExitOk) return rc;
-    if (page.size < offset) {  // the file was truncated: a rebuild started a new log
-      *env.err << "--- the build log restarted: a new build began ---\n";
-      offset = 0;
-      continue;
-    }
-    PrintLogText(page.text, offset, follow, json_output, env);
-    if (json_output && !follow) all += page.text;
-    offset = page.next_offset > offset ? page.next_offset : offset + page.text.size();
-    if (offset < page.size && !page.text.empty()) continue;  // more is there: no need to wait
-    if (!follow || page.complete) break;
-    if (page.size == 0 && !explained) {
-      explained = true;
-      bool stop = false;
-      if (int rc = ExplainEmptyLog(client, name, follow, env, &stop); rc != kExitOk) return rc;
-      if (stop) break;
-    }
-    Sleep(env, env.pacing.log_poll);
+  LogSource source;
+  source.path = KernelPath(name) + "/build-log";
+  source.restart_notice = "--- the build log restarted: a new build began ---";
+  source.on_empty = [&](bool* stop) { return ExplainEmptyLog(client, name, true, env, stop); };
+  LogEnd end;
+  // --json without -f prints one document at the end; with -f, one line per piece.
+  bool quiet = json_output && !follow;
+  if (int rc = FollowLog(client, source, follow, json_output, quiet, env, &end); rc != kExitOk) {
+    return rc;
   }
-  if (!follow && page.size == 0 && !page.complete) {
+  if (!follow && end.size == 0 && !end.complete) {
     bool stop = false;
     if (int rc = ExplainEmptyLog(client, name, follow, env, &stop); rc != kExitOk) return rc;
   }
   if (json_output) {
-    json doc = {{"name", name}, {"size", page.size}, {"complete", page.complete}};
-    if (!follow) doc["text"] = all;
+    json doc = {{"name", name}, {"size", end.size}, {"complete", end.complete}};
+    if (!follow) doc["text"] = end.text;
     *env.out << Dump(doc) << "\n";
   }
   return kExitOk;

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "supervisor/cli/commands.h"
+#include "supervisor/cli/log_follow.h"
 #include "supervisor/cli/render.h"
 #include "supervisor/cli/table.h"
 
@@ -164,35 +165,10 @@ int WorkersAction(const HttpClient& client, const std::string& id, const std::st
 
 int WorkersLogs(const HttpClient& client, const std::string& id, bool follow,
                 const CommandEnv& env) {
-  uint64_t offset = 0;
-  while (true) {
-    CallResult r = Call(client, "GET",
-                        WorkerPath(id) + "/logs?offset=" + std::to_string(offset) + "&limit=" +
-                            std::to_string(env.pacing.log_chunk_bytes),
-                        {}, env, /*expect_json=*/false);
-    if (r.exit_code != kExitOk) return follow && r.exit_code == kExitNotFound ? kExitOk : r.exit_code;
-    auto number = [&](std::string_view name, uint64_t fallback) {
-      std::optional<std::string> v = r.reply.Header(name);
-      char* end = nullptr;
-      uint64_t n = v ? std::strtoull(v->c_str(), &end, 10) : fallback;
-      return v && end != v->c_str() ? n : fallback;
-    };
-    uint64_t size = number("X-Log-Size", 0);
-    uint64_t next = number("X-Next-Offset", offset);
-    if (size < offset) {  // rotated: start again from the new file's beginning
-      offset = 0;
-      continue;
-    }
-    *env.out << r.reply.body << std::flush;
-    offset = next > offset ? next : offset + r.reply.body.size();
-    if (offset < size && !r.reply.body.empty()) continue;
-    if (!follow) return kExitOk;
-    if (env.pacing.sleep) {
-      env.pacing.sleep(env.pacing.log_poll);
-    } else {
-      std::this_thread::sleep_for(env.pacing.log_poll);
-    }
-  }
+  LogSource source;
+  source.path = WorkerPath(id) + "/logs";
+  source.gone_ends_follow = true;
+  return FollowLog(client, source, follow, /*json_lines=*/false, /*quiet=*/false, env, nullptr);
 }
 
 void AddKernelWorkerCommands(CLI::App& kernels, const std::shared_ptr<Shared>& shared) {
