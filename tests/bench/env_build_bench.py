@@ -30,9 +30,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "envs"))
+sys.path.insert(0, os.path.dirname(HERE))
 
-import envharness as h  # noqa: E402  (also puts tests/wheels on sys.path)
+import harness as h  # noqa: E402  (also puts tests/wheels on sys.path)
 
 STEP_TIMEOUT = 300
 BUILD_DEADLINE = 300
@@ -200,7 +200,7 @@ def main():
     args = parser.parse_args()
     if not 1 <= args.runs <= 20:
         parser.error("--runs must be 1..20")
-    h.BINARY = args.binary
+    h.set_binary(args.binary)
     bench = Bench(args)
     try:
         for reqs in (SMALL, LARGE):  # warm-up, not counted

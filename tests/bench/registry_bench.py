@@ -17,7 +17,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,8 +24,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-import gsk_e2e  # noqa: E402
+sys.path.insert(0, os.path.dirname(HERE))
+import harness as h  # noqa: E402
 
 STARTS = 5
 
@@ -39,22 +38,8 @@ STARTS = 5
 # registry, not thousands of Python workers (tests/bench/worker_bench.py measures those).
 SHARED_ENV_DOC = {"pythonVersion": "3.11", "requestedDependencies": [], "type": "PROCESS",
                   "version": "2.14.0", "workers": 0}
-HUB_DOC = {k: v for k, v in gsk_e2e.HUB_KERNEL.items() if k != "name"}
+HUB_DOC = {k: v for k, v in h.HUB_KERNEL.items() if k != "name"}
 HUB_DOC["workers"] = 0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def vm_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
 
 
 def startup_ms_from_log(daemon):
@@ -84,17 +69,17 @@ class Bench:
     # --- processes ----------------------------------------------------------------------------
 
     def daemon(self, state_dir):
-        d = gsk_e2e.Daemon(state_dir, binary=self.args.binary)
+        d = h.Daemon(state_dir, binary=self.args.binary)
         self.procs.append(d)
         return d
 
     def timed_start(self, d):
         """Starts `d` on a port picked here and polls /healthz from the moment of launch.
         Returns (ms to ready line, ms to first /healthz 200, daemon's own startup_ms)."""
-        port = free_port()
+        port = h.free_port()
         d.launch(listen=f"127.0.0.1:{port}", cpu=self.server_cpu)
         t0 = d.launch_time
-        deadline = t0 + gsk_e2e.START_TIMEOUT
+        deadline = t0 + h.START_TIMEOUT
         health_at = None
         while time.monotonic() < deadline and health_at is None:
             if d.proc.poll() is not None:
@@ -175,7 +160,7 @@ class Bench:
         empty = os.path.join(self.tmp, "empty")
         d = self.daemon(empty).start(cpu=self.server_cpu)
         time.sleep(1)
-        self.rss.append(("empty store, idle", vm_rss_kib(d.pid)))
+        self.rss.append(("empty store, idle", h.rss_kib(d.pid)))
         d.stop()
         self.startup_series(empty, "empty store")
 
@@ -221,13 +206,13 @@ class Bench:
                     self.run_client(d.port, token, "show", a.show_requests, a.seconds,
                                     name=f"bench-{n // 2:06d}"))
         time.sleep(1)
-        self.rss.append((f"{n:,} kernels, idle after the creates", vm_rss_kib(d.pid)))
+        self.rss.append((f"{n:,} kernels, idle after the creates", h.rss_kib(d.pid)))
         d.stop()
         self.startup_series(state, f"{n:,} kernels")
         d = self.daemon(state).start(cpu=self.server_cpu)
         d.get("/api/v1/kernels/bench-000001")
         time.sleep(1)
-        self.rss.append((f"{n:,} kernels, idle after a restart", vm_rss_kib(d.pid)))
+        self.rss.append((f"{n:,} kernels, idle after a restart", h.rss_kib(d.pid)))
         d.stop()
 
         # The peer: stdlib http.server serving the same document from a dict.
@@ -239,7 +224,7 @@ class Bench:
             self.peer_show(label, doc_file, token, tuned)
 
     def peer_show(self, label, doc_file, token, tuned):
-        port = free_port()
+        port = h.free_port()
         cmd = ["/usr/bin/python3", os.path.join(HERE, "peer_http_server.py"), "--port", str(port),
                "--token", token, "--doc", doc_file, "--copies", "1000"]
         if tuned:
@@ -265,7 +250,7 @@ class Bench:
 
     def cleanup(self):
         for p in self.procs:
-            if isinstance(p, gsk_e2e.Daemon):
+            if isinstance(p, h.Daemon):
                 p.kill()
             elif p.poll() is None:
                 p.kill()

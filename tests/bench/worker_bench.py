@@ -122,7 +122,7 @@ class Giskard:
     NAME = "giskard-supervisor"
 
     def __init__(self, args, tmp):
-        import envharness as h  # noqa: PLC0415  (only the giskard half needs the harness)
+        import harness as h  # noqa: PLC0415  (only the giskard half needs the harness)
         self.h = h
         self.args = args
         self.state = os.path.join(tmp, "giskard-state")

@@ -1,5 +1,5 @@
 """Shared by worker_bench.py and supervisord_peer.py: limits, bounded waits, statistics and
-/proc readings (tests/e2e/procfs.py) for the worker supervision benchmark."""
+/proc readings (tests/harness/processes.py) for the worker supervision benchmark."""
 
 import http.client
 import os
@@ -14,10 +14,9 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "envs"))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
-import procfs  # noqa: E402  (tests/e2e/procfs.py)
-from gsk_e2e import UnixHTTPConnection  # noqa: E402  (http.client over the admin socket)
+sys.path.insert(0, os.path.dirname(HERE))
+from harness import UnixHTTPConnection  # noqa: E402  (http.client over the admin socket)
+from harness import processes as procfs  # noqa: E402  (/proc readings)
 
 BUILD_DEADLINE = 300.0   # the env build (offline, shim wheel only) before any measurement
 WAIT_ONE = 30.0          # one worker to run / to go

@@ -3,12 +3,14 @@ so requests need no token; everything else behaves as over TCP."""
 
 import os
 import stat
+import sys
 
-import gsk_e2e
-from gsk_e2e import HUB_KERNEL
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness as h  # noqa: E402
+from harness import HUB_KERNEL  # noqa: E402
 
 
-class AdminSocketTest(gsk_e2e.DaemonTestCase):
+class AdminSocketTest(h.DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -78,7 +80,7 @@ class AdminSocketTest(gsk_e2e.DaemonTestCase):
         try:
             first = None
             for i in range(20):
-                r = gsk_e2e.do_request(conn, "GET", "/api/v1/kernels")
+                r = h.do_request(conn, "GET", "/api/v1/kernels")
                 self.assertEqual(r.status, 200, r)
                 self.assertIsNotNone(conn.sock)
                 if first is None:
@@ -89,4 +91,4 @@ class AdminSocketTest(gsk_e2e.DaemonTestCase):
 
 
 if __name__ == "__main__":
-    gsk_e2e.main()
+    h.main()

@@ -4,14 +4,17 @@ the daemon serving."""
 import contextlib
 import copy
 import json
+import os
+import sys
 
-import gsk_e2e
-from gsk_e2e import HUB_KERNEL, parse_raw_response, raw_exchange, send_streaming
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness as h  # noqa: E402
+from harness import HUB_KERNEL, parse_raw_response, raw_exchange, send_streaming  # noqa: E402
 
 MIB = 1 << 20
 
 
-class BadRequestsTest(gsk_e2e.DaemonTestCase):
+class BadRequestsTest(h.DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -277,4 +280,4 @@ class BadRequestsTest(gsk_e2e.DaemonTestCase):
 
 
 if __name__ == "__main__":
-    gsk_e2e.main()
+    h.main()

@@ -5,15 +5,15 @@ second kernel with the same env reuses it. The daemon keeps answering while pip 
 in the middle of a build is still clean."""
 
 import os
+import sys
 import time
 
-import gsk_e2e
-from gsk_e2e import HUB_KERNEL
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness as h  # noqa: E402
+from harness import HUB_KERNEL  # noqa: E402
 
-BUILD_TIMEOUT = 240  # one env build, bounded; offline builds take seconds
 
-
-class BuildsTest(gsk_e2e.DaemonTestCase):
+class BuildsTest(h.DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -25,7 +25,7 @@ class BuildsTest(gsk_e2e.DaemonTestCase):
 
     def shim_wheel_available(self):
         # The daemon finds the shim wheel next to its build tree (see environments_setup.cc).
-        dist = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(gsk_e2e.BINARY))),
+        dist = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(h.BINARY))),
                             "worker-shim", "dist")
         return os.path.isdir(dist) and any(f.endswith(".whl") for f in os.listdir(dist))
 
@@ -38,7 +38,7 @@ class BuildsTest(gsk_e2e.DaemonTestCase):
         for _ in range(5):
             self.assertEqual(d.get("/healthz", token=None).status, 200)
             self.assertEqual(d.get("/api/v1/kernels").status, 200)
-        k = d.wait_status("offline-hub", ("ready", "failed"), BUILD_TIMEOUT)
+        k = d.wait_status("offline-hub", ("ready", "failed"), h.BUILD_TIMEOUT)
         self.assertEqual(k["status"], "failed", k)
         self.assertIsInstance(k["lastError"], str)
         self.assertTrue(k["lastError"], k)
@@ -61,7 +61,7 @@ class BuildsTest(gsk_e2e.DaemonTestCase):
                "type": "PROCESS", "version": "1"}
         r = d.post("/api/v1/kernels", doc)
         self.assertEqual(r.status, 201, r)
-        k = d.wait_status("bare", ("ready", "failed"), BUILD_TIMEOUT)
+        k = d.wait_status("bare", ("ready", "failed"), h.BUILD_TIMEOUT)
         log = d.get("/api/v1/kernels/bare/build-log").raw.decode("utf-8", "replace")
         self.assertEqual(k["status"], "ready", f"{k}\n{log[-3000:]}")
         self.assertIsNone(k["lastError"])
@@ -87,12 +87,12 @@ class BuildsTest(gsk_e2e.DaemonTestCase):
         self.assertEqual(d.stop(), 0, d.log())
         d.start()
         k = d.get("/api/v1/kernels/interrupted").json
-        self.assertIn(k["status"], gsk_e2e.KERNEL_STATUSES)
-        k = d.wait_status("interrupted", ("ready", "failed"), BUILD_TIMEOUT)
+        self.assertIn(k["status"], h.KERNEL_STATUSES)
+        k = d.wait_status("interrupted", ("ready", "failed"), h.BUILD_TIMEOUT)
         self.assertEqual(k["status"], "failed", k)
         # Nothing half-built is left marked ready, and the daemon stops cleanly again.
         self.assertEqual(d.stop(), 0, d.log())
 
 
 if __name__ == "__main__":
-    gsk_e2e.main()
+    h.main()

@@ -6,22 +6,14 @@ codes scripts rely on: 0 ok, 2 usage, 3 unreachable, 4 not found, 5 conflict, 6 
 import json
 import os
 import re
-import socket
-import subprocess
+import sys
 
-import gsk_e2e
-from gsk_e2e import HUB_KERNEL, stable
-
-CLI_TIMEOUT = 60
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness as h  # noqa: E402
+from harness import HUB_KERNEL, stable  # noqa: E402
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class CliTest(gsk_e2e.DaemonTestCase):
+class CliTest(h.DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -35,13 +27,10 @@ class CliTest(gsk_e2e.DaemonTestCase):
         self.assertHealthy(self.daemon)
 
     def run_cli(self, *args, env=None, input=None):
-        full_env = gsk_e2e.clean_env(HOME=self.home)
+        full_env = h.clean_env(HOME=self.home)
         full_env.pop("XDG_STATE_HOME", None)
         full_env.update(env or {})
-        proc = subprocess.run([gsk_e2e.BINARY, *args], capture_output=True, text=True,
-                              input=input, timeout=CLI_TIMEOUT, env=full_env,
-                              stdin=None if input is not None else subprocess.DEVNULL)
-        return proc
+        return h.run_cli(*args, env=full_env, input=input)
 
     def cli(self, *args, expect=0, **kw):
         """Runs the CLI over the admin socket; asserts the exit code."""
@@ -78,7 +67,7 @@ class CliTest(gsk_e2e.DaemonTestCase):
         k = r.json
         self.assertEqual(k["pythonVersion"], "3.11")
         self.assertEqual(k["type"], "PROCESS")
-        self.assertIn(k["status"], gsk_e2e.KERNEL_STATUSES)
+        self.assertIn(k["status"], h.KERNEL_STATUSES)
         self.assertEqual(len(k["requestedDependencies"]), 2, k)
         self.assertTrue(any(d.startswith("numpy") for d in k["requestedDependencies"]), k)
         self.assertIn(k["envHash"], p.stdout)
@@ -127,7 +116,7 @@ class CliTest(gsk_e2e.DaemonTestCase):
         self.assertIn("list-a", rows)
         self.assertIn("list-b", rows)
         self.assertIn("3.10", rows["list-a"])
-        self.assertRegex(rows["list-b"], "|".join(gsk_e2e.KERNEL_STATUSES))
+        self.assertRegex(rows["list-b"], "|".join(h.KERNEL_STATUSES))
         self.assertLess(p.stdout.index("list-a"), p.stdout.index("list-b"))
         p = self.cli("kernels", "list", "--json")
         listed = json.loads(p.stdout)
@@ -144,7 +133,7 @@ class CliTest(gsk_e2e.DaemonTestCase):
         p = self.cli("kernels", "show", "show-me")
         self.assertIn("show-me", p.stdout)
         self.assertIn("3.12", p.stdout)
-        self.assertRegex(p.stdout, "|".join(gsk_e2e.KERNEL_STATUSES))
+        self.assertRegex(p.stdout, "|".join(h.KERNEL_STATUSES))
         self.assertIn("pandas", p.stdout)
         self.assertIn(rest["envHash"], p.stdout)
         p = self.cli("kernels", "show", "show-me", "--json")
@@ -217,7 +206,7 @@ class CliTest(gsk_e2e.DaemonTestCase):
         p = self.run_cli("--socket", os.path.join(self.tmp, "nothing.sock"), "kernels", "list")
         self.assertEqual(p.returncode, 3, p.stderr)
         self.assertIn("nothing.sock", p.stderr)
-        port = free_port()
+        port = h.free_port()
         p = self.run_cli("--url", f"http://127.0.0.1:{port}", "--token", "x" * 32, "status")
         self.assertEqual(p.returncode, 3, p.stderr)
         self.assertIn(str(port), p.stderr)
@@ -290,7 +279,7 @@ class CliTest(gsk_e2e.DaemonTestCase):
         p = self.run_cli("status", "--json", env=env)
         self.assertEqual(json.loads(p.stdout)["pid"], d.pid)
         # --url on the command line wins over the environment.
-        bad_env = dict(env, GISKARD_SUPERVISOR_URL=f"http://127.0.0.1:{free_port()}")
+        bad_env = dict(env, GISKARD_SUPERVISOR_URL=f"http://127.0.0.1:{h.free_port()}")
         p = self.run_cli("--url", d.url, "kernels", "show", "from-env", env=bad_env)
         self.assertEqual(p.returncode, 0, p.stderr)
         # The admin socket from the environment, with no token at all.
@@ -306,4 +295,4 @@ class CliTest(gsk_e2e.DaemonTestCase):
 
 
 if __name__ == "__main__":
-    gsk_e2e.main()
+    h.main()

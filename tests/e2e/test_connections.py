@@ -3,11 +3,15 @@ request (the daemon keeps serving others and drops them after [server] read_time
 idle keep-alive connections, many connections at once."""
 
 import json
+import os
 import socket
+import sys
 import time
 
-import gsk_e2e
-from gsk_e2e import HUB_KERNEL, read_one_response, read_until_closed
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness as h  # noqa: E402
+from harness import (HUB_KERNEL, do_request, parse_raw_response,  # noqa: E402
+                     read_one_response, read_until_closed)
 
 CONFIG = """
 [server]
@@ -20,12 +24,12 @@ idle_timeout_seconds = 3
 DROP_WAIT = 15.0
 
 
-class ConnectionsTest(gsk_e2e.DaemonTestCase):
+class ConnectionsTest(h.DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.daemon = cls.new_daemon(config_text=CONFIG).start()
+        cls.daemon = cls.new_daemon(config_text=h.BASE_CONFIG + CONFIG).start()
 
     def tearDown(self):
         self.assertHealthy(self.daemon)
@@ -37,10 +41,10 @@ class ConnectionsTest(gsk_e2e.DaemonTestCase):
         d = self.daemon
         conn = d.connection()
         try:
-            r = gsk_e2e.do_request(conn, "GET", "/healthz")
+            r = do_request(conn, "GET", "/healthz")
             self.assertEqual(r.status, 200)
             local = conn.sock.getsockname()
-            h = d.headers(content_type="application/json")
+            hdrs = d.headers(content_type="application/json")
             for i in range(10):
                 name = f"keep-alive-{i}"
                 steps = [
@@ -55,15 +59,15 @@ class ConnectionsTest(gsk_e2e.DaemonTestCase):
                     ("DELETE", f"/api/v1/kernels/{name}", None, 200),
                 ]
                 for method, path, body, status in steps:
-                    r = gsk_e2e.do_request(conn, method, path, body, h)
+                    r = do_request(conn, method, path, body, hdrs)
                     self.assertEqual(r.status, status, (method, path, r))
                     self.assertNotEqual(r.header("Connection", "").lower(), "close", r)
                     self.assertIsNotNone(conn.sock, "the server closed the connection")
                     self.assertEqual(conn.sock.getsockname(), local, "reconnected")
             # An error the router answers (401) does not close the connection either.
-            r = gsk_e2e.do_request(conn, "GET", "/api/v1/kernels", None, {})
+            r = do_request(conn, "GET", "/api/v1/kernels", None, {})
             self.assertEqual(r.status, 401)
-            r = gsk_e2e.do_request(conn, "GET", "/api/v1/status", None, h)
+            r = do_request(conn, "GET", "/api/v1/status", None, hdrs)
             self.assertEqual(r.status, 200)
             self.assertEqual(conn.sock.getsockname(), local, "reconnected")
         finally:
@@ -83,7 +87,7 @@ class ConnectionsTest(gsk_e2e.DaemonTestCase):
         with self.connect() as sock:
             sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
             data = read_until_closed(sock)
-        status, _, body = gsk_e2e.parse_raw_response(data)
+        status, _, body = parse_raw_response(data)
         self.assertEqual(status, 200)
         self.assertEqual(json.loads(body), {"status": "ok"})
 
@@ -124,7 +128,7 @@ class ConnectionsTest(gsk_e2e.DaemonTestCase):
                 waited = time.monotonic() - start
                 self.assertLess(waited, DROP_WAIT - 1, "the daemon never dropped a slow client")
                 if rest:
-                    status, _, _ = gsk_e2e.parse_raw_response(rest)
+                    status, _, _ = parse_raw_response(rest)
                     self.assertGreaterEqual(status, 400, rest)
         finally:
             for sock in slow:
@@ -182,4 +186,4 @@ class ConnectionsTest(gsk_e2e.DaemonTestCase):
 
 
 if __name__ == "__main__":
-    gsk_e2e.main()
+    h.main()

@@ -1,10 +1,13 @@
 """End-to-end: the kernel registry over REST, driven with the Giskard Hub's own documents."""
 
 import copy
+import os
 import re
+import sys
 
-import gsk_e2e
-from gsk_e2e import HEX64_RE, HUB_KERNEL, stable
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness as h  # noqa: E402
+from harness import HEX64_RE, HUB_KERNEL, stable  # noqa: E402
 
 RFC3339_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
@@ -12,7 +15,7 @@ RFC3339_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\
 REGISTRY_EVENTS = ("kernel.created", "kernel.replaced", "kernel.deleted")
 
 
-class KernelsTest(gsk_e2e.DaemonTestCase):
+class KernelsTest(h.DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -74,7 +77,7 @@ class KernelsTest(gsk_e2e.DaemonTestCase):
         self.assertEqual(r.json["count"], len(names))
         listed = next(k for k in r.json["kernels"] if k["name"] == "my-kernel")
         self.assertEqual(stable(listed), created)
-        self.assertIn(listed["status"], gsk_e2e.KERNEL_STATUSES)
+        self.assertIn(listed["status"], h.KERNEL_STATUSES)
         r = d.get("/api/v1/kernels/my-kernel")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(stable(r.json), created)
@@ -231,4 +234,4 @@ class KernelsTest(gsk_e2e.DaemonTestCase):
 
 
 if __name__ == "__main__":
-    gsk_e2e.main()
+    h.main()

@@ -5,12 +5,14 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 
-import gsk_e2e
-from gsk_e2e import HUB_KERNEL, stable
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness as h  # noqa: E402
+from harness import HUB_KERNEL, stable  # noqa: E402
 
 
-class RestartTest(gsk_e2e.DaemonTestCase):
+class RestartTest(h.DaemonTestCase):
 
     def test_kernels_and_token_survive_a_restart(self):
         d = self.new_daemon().start()
@@ -71,9 +73,9 @@ class RestartTest(gsk_e2e.DaemonTestCase):
         first = self.new_daemon().start()
         self.assertEqual(first.post("/api/v1/kernels", HUB_KERNEL).status, 201)
         # Same state dir and same admin socket path: it must not take over either.
-        second = gsk_e2e.Daemon(first.state_dir, admin_socket=first.admin_socket)
+        second = h.Daemon(first.state_dir, admin_socket=first.admin_socket)
         proc = subprocess.run(second.command(), stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=gsk_e2e.START_TIMEOUT, env=gsk_e2e.clean_env())
+                              timeout=h.START_TIMEOUT, env=h.clean_env())
         output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
         self.assertEqual(proc.returncode, 3, output)
         self.assertIn(f"pid {first.pid}", output)
@@ -92,9 +94,9 @@ class RestartTest(gsk_e2e.DaemonTestCase):
         self.assertEqual(first.stop(), 0, first.log())
 
     def test_bad_config_exits_2(self):
-        d = self.new_daemon(config_text="[server]\nlisten = 12\n")
+        d = self.new_daemon(config_text=h.BASE_CONFIG + "[server]\nlisten = 12\n")
         proc = subprocess.run(d.command(), stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=gsk_e2e.START_TIMEOUT, env=gsk_e2e.clean_env())
+                              timeout=h.START_TIMEOUT, env=h.clean_env())
         output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
         self.assertEqual(proc.returncode, 2, output)
         self.assertIn("listen", output)
@@ -104,7 +106,7 @@ class RestartTest(gsk_e2e.DaemonTestCase):
         other = self.new_daemon()
         proc = subprocess.run(other.command(listen=f"127.0.0.1:{first.port}"),
                               stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=gsk_e2e.START_TIMEOUT, env=gsk_e2e.clean_env())
+                              timeout=h.START_TIMEOUT, env=h.clean_env())
         output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
         self.assertNotEqual(proc.returncode, 0, output)
         self.assertIn(str(first.port), output)
@@ -113,4 +115,4 @@ class RestartTest(gsk_e2e.DaemonTestCase):
 
 
 if __name__ == "__main__":
-    gsk_e2e.main()
+    h.main()

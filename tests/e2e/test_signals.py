@@ -4,12 +4,14 @@ state directory free again), also with clients connected."""
 import os
 import signal
 import socket
+import sys
 
-import gsk_e2e
-from gsk_e2e import HUB_KERNEL
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness as h  # noqa: E402
+from harness import HUB_KERNEL  # noqa: E402
 
 
-class SignalsTest(gsk_e2e.DaemonTestCase):
+class SignalsTest(h.DaemonTestCase):
 
     def check_clean_stop(self, sig):
         d = self.new_daemon().start()
@@ -19,11 +21,11 @@ class SignalsTest(gsk_e2e.DaemonTestCase):
         # Clients connected at the time of the signal: an idle keep-alive connection, one with
         # half a request, one on the admin socket.
         idle = d.connection()
-        gsk_e2e.do_request(idle, "GET", "/healthz")
+        h.do_request(idle, "GET", "/healthz")
         half = socket.create_connection(("127.0.0.1", port), timeout=10)
         half.sendall(b"GET /api/v1/kernels HTTP/1.1\r\nHost: x\r\n")
         admin = d.admin_connection()
-        gsk_e2e.do_request(admin, "GET", "/api/v1/kernels")
+        h.do_request(admin, "GET", "/api/v1/kernels")
         try:
             rc = d.stop(sig)
         finally:
@@ -59,4 +61,4 @@ class SignalsTest(gsk_e2e.DaemonTestCase):
 
 
 if __name__ == "__main__":
-    gsk_e2e.main()
+    h.main()

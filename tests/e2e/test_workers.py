@@ -11,11 +11,14 @@ workers, or leftovers recognised by the E2E_TEST_DIR of a kernel of these tests.
 import json
 import os
 import signal
+import sys
 import time
 
-import gsk_e2e
-from procfs import CLK_TCK, alive, cpu_seconds, proc_environ, start_ticks
-from workers_support import (
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness as h  # noqa: E402
+from harness import (CLK_TCK, alive, cpu_seconds, proc_environ, start_ticks,  # noqa: E402
+                     wait_for, wait_pids_gone)
+from workers_support import (  # noqa: E402
     RUNNING_TIMEOUT,
     WorkersTestCase,
     create_kernel,
@@ -24,8 +27,6 @@ from workers_support import (
     list_workers,
     marked_processes,
     shim_distribution,
-    wait_for,
-    wait_gone,
     wait_running,
     wait_worker,
     without,
@@ -156,8 +157,7 @@ backoff_max_seconds = 1
             self.assertNotIn("GSK_WORKER_TOKEN", text, what)
             for token in tokens:
                 self.assertNotIn(token, text, f"{what} shows a worker token")
-        with d._lines_lock:
-            daemon_log = "\n".join(d.lines)
+        daemon_log = "\n".join(d.log_lines())
         for token in tokens:
             self.assertNotIn(token, daemon_log, "the daemon's log shows a worker token")
         self.assertNotIn(self.SECRET, daemon_log, "the daemon's log shows the kernel's env value")
@@ -189,7 +189,7 @@ backoff_max_seconds = 1
         w = wait_worker(d, w0["id"], lambda w: w["state"] == "stopped", "stopped", 20)
         self.assertEqual(w["pid"], 0, w)
         self.assertEqual(w["exit"], "exited with code 0", w)
-        wait_gone([w0["pid"]], 2, "stopped worker's process")
+        wait_pids_gone([w0["pid"]], 2, "stopped worker's process")
         time.sleep(1.5)  # a stopped worker is not replaced
         ws = list_workers(d, "healthy")
         self.assertEqual(sorted((x["id"], x["state"]) for x in ws),
@@ -208,7 +208,7 @@ backoff_max_seconds = 1
         self.assertEqual(r.status, 200, r)
         wait_worker(d, w0["id"], lambda w: w["state"] == "running" and w["pid"] != first
                     and alive(w["pid"]), "running after a restart", RUNNING_TIMEOUT)
-        wait_gone([first], 2, "restarted worker's old process")
+        wait_pids_gone([first], 2, "restarted worker's old process")
         self.assertEqual(get_worker(d, other["id"])["pid"], other["pid"])
 
     def test_kernel_stop_removes_workers_and_start_brings_them_back(self):
@@ -219,7 +219,7 @@ backoff_max_seconds = 1
         self.assertIs(r.json["started"], False, r)
         wait_for("workers of the stopped kernel removed", lambda: list_workers(d, "healthy"),
                  lambda ws: ws == [], 30)
-        wait_gone(pids, 2, "workers of the stopped kernel")
+        wait_pids_gone(pids, 2, "workers of the stopped kernel")
         k = d.get("/api/v1/kernels/healthy").json
         self.assertEqual((k["started"], k["runningWorkers"]), (False, 0), k)
         time.sleep(1.5)  # nothing comes back by itself
@@ -243,7 +243,7 @@ backoff_max_seconds = 1
                       and all(w["state"] == "running" for w in ws), RUNNING_TIMEOUT)
         self.assertIn(kept["id"], [w["id"] for w in ws])
         self.assertEqual(d.get(f"/api/v1/workers/{gone['id']}").status, 404)
-        wait_gone([gone["pid"]], 2, "the deleted worker's process")
+        wait_pids_gone([gone["pid"]], 2, "the deleted worker's process")
         self.assertEqual(sorted(w["pid"] for w in ws), worker_processes(self.k.dir))
         self.assertIn("worker.removed", [e["kind"] for e in worker_events(d, gone["id"])])
 
@@ -368,7 +368,7 @@ open_files = 256
         first = wait_for("a first launch", lambda: launches(k.dir), lambda s: len(s) >= 1, 30,
                          interval=0.05)[0]
         launched_at, pid = first
-        wait_gone([pid], 10, "the unregistered worker")
+        wait_pids_gone([pid], 10, "the unregistered worker")
         lived = time.time() - launched_at
         self.assertGreater(lived, 0.7, "killed before registration_timeout_seconds")
         self.assertLess(lived, 3.5, "not killed at registration_timeout_seconds (1 s)")
@@ -453,7 +453,7 @@ backoff_max_seconds = 1
         r = d.post(f"/api/v1/workers/{w['id']}/stop", None)
         self.assertEqual(r.status, 200, r)
         self.assertIn(r.json["state"], ("stopping", "stopped"), r)
-        wait_gone([w["pid"]], 8, "the worker that ignores SIGTERM")
+        wait_pids_gone([w["pid"]], 8, "the worker that ignores SIGTERM")
         took = time.monotonic() - t0
         self.assertGreater(took, 0.8, "SIGKILL came before stop_timeout_seconds (1 s)")
         s = wait_worker(d, w["id"], lambda s: s["state"] == "stopped", "stopped", 5)
@@ -475,7 +475,7 @@ backoff_max_seconds = 1
         r = d.post(f"/api/v1/workers/{w['id']}/stop", None)
         self.assertEqual(r.status, 200, r)
         wait_worker(d, w["id"], lambda s: s["state"] == "stopped", "stopped", 10)
-        wait_gone([w["pid"], child], 2, "the stopped worker and its grandchild")
+        wait_pids_gone([w["pid"], child], 2, "the stopped worker and its grandchild")
         self.assertEqual(marked_processes(k.dir), [])
 
     def test_stopping_the_kernel_kills_the_grandchildren(self):
@@ -488,7 +488,7 @@ backoff_max_seconds = 1
         self.assertEqual(r.status, 200, r)
         wait_for("workers of the stopped kernel removed", lambda: list_workers(d, "spawners"),
                  lambda ws: ws == [], 15)
-        wait_gone(pids + children, 2, "the workers and their grandchildren")
+        wait_pids_gone(pids + children, 2, "the workers and their grandchildren")
         self.assertEqual(marked_processes(k.dir), [])
 
 
@@ -500,7 +500,7 @@ class SupervisorRestartTest(WorkersTestCase):
     SHARED_DAEMON = False
 
     def start_with_workers(self, config, name, count=2):
-        d = self.new_daemon(config_text=config).start()
+        d = self.new_daemon(config_text=h.BASE_CONFIG + config).start()
         k = self.kernel(name, workers=count, daemon=d)
         ws = wait_running(d, name, count)
         self.assertEqual(sorted(w["pid"] for w in ws), worker_processes(k.dir))
@@ -533,7 +533,7 @@ class SupervisorRestartTest(WorkersTestCase):
         self.assertEqual(d.get("/api/v1/kernels/survivor").json["runningWorkers"], 2)
         # The new daemon also stops the adopted workers (not its children) on SIGTERM.
         self.assertEqual(d.stop(), 0, d.log())
-        wait_gone(list(before.values()), 3, "adopted workers after the daemon's SIGTERM")
+        wait_pids_gone(list(before.values()), 3, "adopted workers after the daemon's SIGTERM")
 
     def test_orphaned_workers_exit_by_themselves(self):
         d, k, ws = self.start_with_workers("[workers]\nreconnect_seconds = 2\n", "orphans")
@@ -544,7 +544,7 @@ class SupervisorRestartTest(WorkersTestCase):
         killed_at = time.monotonic()
         time.sleep(0.5)
         self.assertEqual(worker_processes(k.dir), sorted(pids), "orphans exited at once")
-        wait_gone(pids, 12, "orphaned workers (reconnect_seconds = 2)")
+        wait_pids_gone(pids, 12, "orphaned workers (reconnect_seconds = 2)")
         took = time.monotonic() - killed_at
         self.assertGreater(took, 1.5, "orphans exited before the grace period")
 
@@ -553,7 +553,7 @@ class SupervisorRestartTest(WorkersTestCase):
         pids = [w["pid"] for w in ws]
         logs = [os.path.join(d.state_dir, w["logFile"]) for w in ws]  # absolute: unchanged
         self.assertEqual(d.stop(signal.SIGTERM), 0, d.log())
-        wait_gone(pids, 1, "workers after the daemon exited")
+        wait_pids_gone(pids, 1, "workers after the daemon exited")
         self.assertEqual(marked_processes(k.dir), [])
         # Gracefully: each shim was asked to stop (SIGTERM or a shutdown request) and stopped
         # by itself, with no SIGKILL needed.
@@ -567,4 +567,4 @@ class SupervisorRestartTest(WorkersTestCase):
 
 
 if __name__ == "__main__":
-    gsk_e2e.main()
+    h.main()

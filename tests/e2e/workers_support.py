@@ -1,22 +1,15 @@
 """Shared by test_workers.py: the misbehaving-worker sitecustomize, kernels and workers over
-REST, bounded waits, and WorkersTestCase, whose classes leave no process behind."""
+REST, and WorkersTestCase, whose classes leave no process behind."""
 
-import json
 import os
 import re
-import signal
-import subprocess
 import tempfile
-import time
 import urllib.parse
-import gsk_e2e
 
-import gsk_e2e
-from procfs import alive, kill_all, proc_cmdline, proc_environ
+import harness as h  # tests/ is on sys.path (the test file put it there)
+from harness import alive, kill_all, other_pids, proc_cmdline, proc_environ, wait_for
 
-BUILD_TIMEOUT = 240   # one offline env build (seconds in practice)
 RUNNING_TIMEOUT = 45  # launch to "running"
-CLI_TIMEOUT = 60
 SHIM_PYPROJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                               "worker-shim", "pyproject.toml")
 
@@ -78,29 +71,15 @@ elif _mode == "hog":
 '''
 
 
-# --- polling and /proc ---------------------------------------------------------------------------
-
-def wait_for(what, probe, check, timeout, interval=0.1):
-    """Calls probe() until check(value) holds and returns that value; fails after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if check(value):
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {timeout}s; last: {value!r}")
-        time.sleep(interval)
-
+# --- /proc ---------------------------------------------------------------------------------------
 
 def marked_processes(prefix):
     """Live pids whose E2E_TEST_DIR starts with `prefix`: workers and their grandchildren."""
     pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        env = proc_environ(int(name))
-        if env and env.get("E2E_TEST_DIR", "").startswith(prefix) and alive(int(name)):
-            pids.append(int(name))
+    for pid in other_pids():
+        env = proc_environ(pid)
+        if env and env.get("E2E_TEST_DIR", "").startswith(prefix) and alive(pid):
+            pids.append(pid)
     return sorted(pids)
 
 
@@ -162,9 +141,9 @@ def create_kernel(daemon, tmp, name, mode="", workers=1, extra_env=None):
            "type": "PROCESS", "version": "1", "workers": workers, "env": env}
     r = daemon.post("/api/v1/kernels", doc)
     assert r.status == 201, r
-    k = daemon.wait_status(name, ("ready", "failed"), BUILD_TIMEOUT)
+    k = daemon.wait_status(name, ("ready", "failed"), h.BUILD_TIMEOUT)
     if k["status"] != "ready":
-        log = daemon.get(f"/api/v1/kernels/{name}/build-log").raw.decode("utf-8", "replace")
+        log = daemon.build_log(name)
         raise AssertionError(f"kernel {name} did not build: {k}\n{log[-3000:]}")
     return Kernel(name, test_dir, env)
 
@@ -211,14 +190,10 @@ def wait_worker(daemon, wid, check, what, timeout):
     return wait_for(f"worker {wid} {what}", lambda: get_worker(daemon, wid), check, timeout)
 
 
-def wait_gone(pids, timeout, what):
-    return wait_for(what, lambda: [p for p in pids if alive(p)], lambda left: not left, timeout,
-                    interval=0.05)
-
-
-class WorkersTestCase(gsk_e2e.DaemonTestCase):
-    """A daemon per class (started with CONFIG) unless SHARED_DAEMON is False. When the class
-    ends, no process of its kernels may be left: leftovers are killed by pid and reported."""
+class WorkersTestCase(h.DaemonTestCase):
+    """A daemon per class (started with BASE_CONFIG + CONFIG) unless SHARED_DAEMON is False.
+    When the class ends, no process of its kernels may be left: leftovers are killed by pid and
+    reported."""
 
     CONFIG = ""
     SHARED_DAEMON = True
@@ -226,13 +201,14 @@ class WorkersTestCase(gsk_e2e.DaemonTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.daemon = cls.new_daemon(config_text=cls.CONFIG).start() if cls.SHARED_DAEMON else None
+        cls.daemon = (cls.new_daemon(config_text=h.BASE_CONFIG + cls.CONFIG).start()
+                      if cls.SHARED_DAEMON else None)
 
     @classmethod
-    def tearDownClass(cls):
+    def cleanup_class(cls):
         prefix = cls.tmp
         try:
-            super().tearDownClass()
+            super().cleanup_class()
         finally:
             left = marked_processes(prefix)
             described = [f"{p}: {proc_cmdline(p)}" for p in left]
@@ -245,10 +221,7 @@ class WorkersTestCase(gsk_e2e.DaemonTestCase):
         return create_kernel(daemon or self.daemon, self.tmp, name, mode, workers, **kw)
 
     def cli(self, daemon, *args, expect=0):
-        proc = subprocess.run([gsk_e2e.BINARY, "--socket", daemon.admin_socket, *args],
-                              capture_output=True, text=True, timeout=CLI_TIMEOUT,
-                              stdin=subprocess.DEVNULL,
-                              env=gsk_e2e.clean_env(HOME=self.tmp))
+        proc = h.run_cli("--socket", daemon.admin_socket, *args, env=h.clean_env(HOME=self.tmp))
         self.assertEqual(proc.returncode, expect,
                          f"{args}: exit {proc.returncode}\nstdout: {proc.stdout}\n"
                          f"stderr: {proc.stderr}")

@@ -12,9 +12,11 @@ on running (they would write into the directory the new daemon rebuilds).
 
 import os
 import sqlite3
+import sys
 import time
 
-import envharness as h
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness as h  # noqa: E402
 
 GRACE = 5.0  # seconds the build processes of a killed daemon get to exit
 ORPHAN_BUG = ("build processes run in their own process group and outlive a kill -9 of the "
@@ -49,7 +51,7 @@ class CrashTestCase(h.EnvTestCase):
     def check_builders_end(self, d, name, env_dir, release=None):
         """kill -9 the daemon mid-build, restart it: the old build processes must be gone by
         the time the restarted daemon is ready at the latest (at the kill, ideally)."""
-        old = [(pid, h.start_time(pid)) for pid, _ in h.processes_mentioning(env_dir)]
+        old = [(pid, h.start_ticks(pid)) for pid, _ in h.processes_mentioning(env_dir)]
         self.assertTrue(old, "no build process is running")
         d.kill()
         after_kill = h.wait_gone_processes(old, GRACE)
@@ -61,7 +63,7 @@ class CrashTestCase(h.EnvTestCase):
         if release:
             release()
         if d.running():
-            self.wait_status(d, name)
+            d.wait_status(name)
         self.assertEqual(after_restart, [],
                          f"build processes of the killed daemon {after_kill} were still running "
                          f"{GRACE} s after the kill and {GRACE} s after the restart (the test "
@@ -85,8 +87,8 @@ class CrashTestCase(h.EnvTestCase):
         if release:
             release()
         seen = [first["status"]]
-        k = self.wait_status(d, name, seen=seen)
-        self.assertEqual(k["status"], "ready", f"{k}\n{self.build_log(d, name)[-3000:]}")
+        k = d.wait_status(name, seen=seen)
+        self.assertEqual(k["status"], "ready", f"{k}\n{d.build_log(name)[-3000:]}")
         self.assertNotIn("ready", seen[:-1], seen)
         self.assertEqual(k["envHash"], env_hash)
         self.assertFalse(os.path.exists(sentinel), "the leftover of the crash was not deleted")

@@ -12,11 +12,13 @@ find-links directory (offline) and from a local PEP 503 index over HTTP.
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 import unittest
 
-import envharness as h
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness as h  # noqa: E402
 
 
 def pkg(i):
@@ -72,7 +74,7 @@ class FindLinksBuilds(h.EnvTestCase):
         p = subprocess.run([tool], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            timeout=h.PROC_TIMEOUT, env={"PATH": "/usr/bin:/bin"})
         self.assertEqual((p.returncode, p.stdout.strip()), (0, "gsk-tool 1.0.0"))
-        log = self.build_log(self.d, "fl-basic")
+        log = self.d.build_log("fl-basic")
         self.assertRegex(log, r"(?m)^Successfully installed .*gsk-alpha-2\.0\.0")
         self.assertIn("--no-index", log)
         # Following the log: ?offset=N gives the rest from byte N, and says the build is over.
@@ -144,7 +146,7 @@ class FindLinksBuilds(h.EnvTestCase):
         self.assertIn("No matching distribution found for gsk-nope==9.9", k["lastError"])
         self.assertNotIn("build", k)
         self.assertFalse(os.path.exists(self.env_dir(self.d, k["envHash"])))
-        log = self.build_log(self.d, "fl-nope")
+        log = self.d.build_log("fl-nope")
         self.assertRegex(log, r"(?m)^ERROR: No matching distribution found for gsk-nope==9\.9")
         r = self.d.get("/api/v1/kernels/fl-nope/build-log")
         self.assertEqual(r.header("X-Build-Complete"), "true")
@@ -153,7 +155,7 @@ class FindLinksBuilds(h.EnvTestCase):
         self.create(self.d, self.doc("fl-conflict", ["gsk-delta", "gsk-alpha==2.0.0"]))
         k = self.wait_failed(self.d, "fl-conflict")
         self.assertIn("conflicting dependencies", k["lastError"])
-        self.assertIn("ERROR:", self.build_log(self.d, "fl-conflict"))
+        self.assertIn("ERROR:", self.d.build_log("fl-conflict"))
 
     def test_broken_wheel_fails(self):
         self.create(self.d, self.doc("fl-broken", ["gsk-broken", pkg(6)]))
@@ -180,13 +182,13 @@ class FindLinksBuilds(h.EnvTestCase):
         self.assertEqual(r.status, 202, r)
         self.assertIn(r.json["status"], ("pending", "building"), r)
         seen = [r.json["status"]]
-        k = self.wait_status(self.d, "fl-rebuild", seen=seen)
+        k = self.d.wait_status("fl-rebuild", seen=seen)
         self.assertEqual(k["status"], "ready", k)
         self.assertNotIn("ready", seen[:-1], seen)
         self.assertFalse(os.path.exists(sentinel), "the rebuild reused the old directory")
         self.assertEqual(h.env_distributions(env_dir).get("gsk-gamma"), "2.0.0")
         self.assertEqual(len(self.env_events(self.d, k["envHash"], "env.build_started")), 2)
-        self.assertIn("Successfully installed", self.build_log(self.d, "fl-rebuild"))
+        self.assertIn("Successfully installed", self.d.build_log("fl-rebuild"))
 
 
 class IndexBuilds(h.EnvTestCase):
@@ -210,7 +212,7 @@ class IndexBuilds(h.EnvTestCase):
                           "gsk-tool": "1.0.0"})
         h.run_in_env(env_dir, "import giskard_worker_shim")
         self.assertIn("/simple/gsk-alpha/", self.index.requests)
-        log = self.build_log(self.d, "ix-basic")
+        log = self.d.build_log("ix-basic")
         self.assertIn("--index-url " + self.index.url, log)
         self.assertIn("Successfully installed", log)
 
@@ -221,7 +223,7 @@ class IndexBuilds(h.EnvTestCase):
         (daemon, kernel once failed, seconds it took)."""
         cls = type(self)
         if cls._down is None:
-            url = f"http://127.0.0.1:{h.closed_port()}/simple/"
+            url = f"http://127.0.0.1:{h.free_port()}/simple/"
             d = self.start_daemon(h.config_toml(index_url=url))
             start = time.monotonic()
             self.create(d, h.kernel_doc("ix-down", self.py, ["gsk-alpha==2.0.0"]))
@@ -236,7 +238,7 @@ class IndexBuilds(h.EnvTestCase):
         self.assertIn("gsk-alpha==2.0.0", k["lastError"])
         # pip retries a refused connection 5 times with backoff: about 8 s here.
         self.assertLess(seconds, 60)
-        self.assertIn("Connection refused", self.build_log(d, "ix-down"))
+        self.assertIn("Connection refused", d.build_log("ix-down"))
 
     @h.known_bug("with the index down, lastError is only pip's 'No matching distribution found "
                  "for ...': it does not say that the index could not be reached")

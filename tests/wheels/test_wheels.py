@@ -28,13 +28,13 @@ import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
 
+import harness as h  # noqa: E402
 import local_index  # noqa: E402
 import make_wheels  # noqa: E402
 
 PIP_TIMEOUT = 180  # seconds for one pip run (they take 1-3 s here)
-VENV_TIMEOUT = 60
-PYENV_ROOT = os.environ.get("GSK_PYENV_ROOT", "/root/.pyenv")
 DEBIAN_PYTHON = "/usr/bin/python3"
 DEBIAN_PIP_GLOB = "/usr/share/python-wheels/pip-*.whl"
 PYENV_VERSIONS = ("3.8", "3.12", "3.13")
@@ -61,7 +61,7 @@ def find_interpreters():
     else:
         found.append(("debian", None, None))
     for version in PYENV_VERSIONS:
-        prefix = newest(glob.glob(os.path.join(PYENV_ROOT, "versions", version + ".*")))
+        prefix = newest(glob.glob(os.path.join(h.PYENV_ROOT, "versions", version + ".*")))
         python = os.path.join(prefix, "bin", "python") if prefix else None
         pip_whl = None
         if python and os.access(python, os.X_OK):
@@ -72,13 +72,6 @@ def find_interpreters():
             python = None
         found.append(("py" + version.replace(".", ""), python, pip_whl))
     return found
-
-
-def free_closed_port():
-    """A port on 127.0.0.1 that nothing listens on (bound, then closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pip_env():
@@ -102,7 +95,7 @@ def setUpModule():  # noqa: N802 (unittest name)
     _state["summary"] = make_wheels.build_all(wheel_dir, extra=2)
     _state["wheels"] = wheel_dir
     _state["server"], _state["url"] = local_index.start_index(wheel_dir)
-    _state["closed_port"] = free_closed_port()
+    _state["closed_port"] = h.free_port()
     # An "index" that accepts connections (the kernel does, into the backlog) but never answers.
     silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     silent.bind(("127.0.0.1", 0))
@@ -136,7 +129,7 @@ class PipCase(unittest.TestCase):
         venv = tempfile.mkdtemp(prefix=f"{prefix}{self.LABEL}-", dir=_state["root"])
         proc = subprocess.run([self.PYTHON, "-m", "venv", "--without-pip", venv],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=VENV_TIMEOUT, env=pip_env())
+                              timeout=h.PROC_TIMEOUT, env=pip_env())
         self.assertEqual(proc.returncode, 0, proc.stdout)
         self.addCleanup(shutil.rmtree, venv, True)
         return venv
@@ -159,7 +152,7 @@ class PipCase(unittest.TestCase):
     def venv_python(self, venv, code):
         proc = subprocess.run([os.path.join(venv, "bin", "python"), "-c", code],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=VENV_TIMEOUT)
+                              timeout=h.PROC_TIMEOUT)
         return proc.returncode, proc.stdout.strip()
 
     def assert_versions(self, venv, expected):
@@ -225,7 +218,7 @@ class PipCase(unittest.TestCase):
             shebang = f.readline().rstrip("\n")
         self.assertEqual(shebang, "#!" + os.path.join(venv, "bin", "python"))
         proc = subprocess.run([script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=VENV_TIMEOUT)
+                              text=True, timeout=h.PROC_TIMEOUT)
         self.assertEqual((proc.returncode, proc.stdout), (0, "gsk-tool 1.0.0\n"))
 
     def test_console_script_in_path_with_space(self):
@@ -240,7 +233,7 @@ class PipCase(unittest.TestCase):
         python = os.path.join(venv, "bin", "python")
         self.assertEqual(head, ["#!/bin/sh", f"'''exec' \"{python}\" \"$0\" \"$@\""])
         proc = subprocess.run([script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=VENV_TIMEOUT)
+                              text=True, timeout=h.PROC_TIMEOUT)
         self.assertEqual((proc.returncode, proc.stdout), (0, "gsk-tool 1.0.0\n"))
 
     # (d)
@@ -406,18 +399,9 @@ class WheelToolsTest(unittest.TestCase):
                                   text=True, timeout=30, check=True)
             pid = int(proc.stdout)
             deadline = time.monotonic() + 15
-            while process_alive(pid) and time.monotonic() < deadline:
+            while h.alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            self.assertFalse(process_alive(pid), "local_index.py outlived its parent")
-
-
-def process_alive(pid):
-    """True if pid runs (a zombie waiting for its reaper counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+            self.assertFalse(h.alive(pid), "local_index.py outlived its parent")
 
 
 def make_case(label, python, pip_whl):
