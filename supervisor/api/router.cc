@@ -55,6 +55,25 @@ HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_v
   return JsonResponse(http_status, ErrorView(code, message, details));
 }
 
+namespace {
+
+// A Status's "reason" detail refines its HTTP status where the code alone is not enough.
+struct Refinement {
+  std::string_view reason;
+  int http;
+  std::string_view code;
+};
+constexpr Refinement kRefinements[] = {
+    {"invalid_json", 400, "INVALID_JSON"},        // not a JSON object at all
+    {"invalid_input", 400, "INVALID_INPUT"},      // a model call's rows or fields
+    {"model_error", 422, "MODEL_ERROR"},          // raised by the model's own code
+    {"model_load_error", 422, "MODEL_LOAD_ERROR"},
+    {"forbidden", 403, "FORBIDDEN"},              // a model path outside the roots
+    {"worker_lost", 502, "WORKER_LOST"},          // the worker died or hung up mid-call
+};
+
+}  // namespace
+
 HttpResponse StatusResponse(const Status& status) {
   int http = 500;
   std::string code(StatusCodeName(status.code()));
@@ -72,16 +91,25 @@ HttpResponse StatusResponse(const Status& status) {
     case StatusCode::kInternal: http = 500; break;
   }
   std::vector<Status::Detail> details;
+  std::string retry_after;
   for (const auto& [k, v] : status.details()) {
-    // "reason":"invalid_json" marks a body that is not a JSON object at all: a 400, not a 422.
-    if (k == "reason" && v == "invalid_json") {
-      http = 400;
-      code = "INVALID_JSON";
-      continue;
+    if (k == "reason") {
+      bool refined = false;
+      for (const Refinement& r : kRefinements) {
+        if (v == r.reason) {
+          http = r.http;
+          code = r.code;
+          refined = true;
+        }
+      }
+      if (refined) continue;
     }
+    if (k == "retryAfterSeconds") retry_after = v;
     details.emplace_back(k, v);
   }
-  return JsonResponse(http, ErrorView(code, status.message(), details));
+  HttpResponse r = JsonResponse(http, ErrorView(code, status.message(), details));
+  if (!retry_after.empty()) r.headers.emplace_back("Retry-After", retry_after);
+  return r;
 }
 
 HttpResponse MethodNotAllowed(std::string_view method, std::string_view allow) {
@@ -95,7 +123,17 @@ HttpResponse MethodNotAllowed(std::string_view method, std::string_view allow) {
 HttpResponse PayloadTooLarge(uint64_t limit_bytes) {
   return ErrorResponse(413, "PAYLOAD_TOO_LARGE",
                        "request body is larger than " + std::to_string(limit_bytes) +
-                           " bytes; kernel documents are small, or raise [server] max_body_bytes");
+                           " bytes, the limit of this route ([server] max_body_bytes; for model "
+                           "calls [models] max_request_bytes): send less per request");
+}
+
+bool IsModelCall(std::string_view method, std::string_view target) {
+  std::string_view path = target.substr(0, target.find('?'));
+  auto ends_with = [path](std::string_view tail) {
+    return path.size() >= tail.size() && path.substr(path.size() - tail.size()) == tail;
+  };
+  return method == "POST" && path.rfind("/api/v1/kernels/", 0) == 0 &&
+         (ends_with("/predict") || ends_with("/models"));
 }
 
 std::optional<HttpResponse> RequireJson(const HttpRequest& request) {
@@ -141,6 +179,7 @@ Router::Router(Services services, RouterOptions options)
   AddSystemRoutes();
   AddKernelRoutes();
   AddWorkerRoutes();
+  AddModelRoutes();
 }
 
 json Router::KernelJson(const service::Kernel& k) const {

@@ -13,6 +13,7 @@
 #include "supervisor/api/http_types.h"
 #include "supervisor/api/route_table.h"
 #include "supervisor/service/kernel_service.h"
+#include "supervisor/service/model_service.h"
 #include "supervisor/service/system_service.h"
 #include "supervisor/service/worker_service.h"
 
@@ -22,6 +23,7 @@ struct Services {
   service::KernelService* kernels = nullptr;  // required
   service::WorkerService* workers = nullptr;  // nullptr: the worker routes answer 404
   service::SystemService* system = nullptr;   // nullptr: status {} and no events
+  service::ModelService* models = nullptr;    // nullptr: the model routes answer 404
 };
 
 struct RouterOptions {
@@ -47,6 +49,7 @@ class Router {
   void AddKernelRoutes();
   void AddWorkerRoutes();
   void AddSystemRoutes();
+  void AddModelRoutes();  // model_routes.cc
   nlohmann::json KernelJson(const service::Kernel& kernel) const;
   int64_t Now() const { return options_.now_ms ? options_.now_ms() : 0; }
 
@@ -65,6 +68,8 @@ HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_v
 HttpResponse StatusResponse(const Status& status);
 HttpResponse MethodNotAllowed(std::string_view method, std::string_view allow);
 HttpResponse PayloadTooLarge(uint64_t limit_bytes);
+// Whether a route takes large bodies (model calls), for the server's per-route body limit.
+bool IsModelCall(std::string_view method, std::string_view target);
 // 415 unless the request says its body is JSON (for routes that take a body).
 std::optional<HttpResponse> RequireJson(const HttpRequest& request);
 // Reads integer query parameters into `values` (only the names given, between their bounds);

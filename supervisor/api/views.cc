@@ -88,6 +88,41 @@ json EventsView(const std::vector<store::Event>& events) {
   return out;
 }
 
+std::string PredictView(const service::PredictAnswer& a) {
+  std::string_view result = a.result;
+  // The result is a JSON object: drop its closing brace and append ours.
+  size_t close = result.rfind('}');
+  std::string_view inner = result.substr(0, close == std::string_view::npos ? 0 : close);
+  size_t last = inner.find_last_not_of(" \t\r\n");
+  bool empty = last == std::string_view::npos || inner[last] == '{';
+  std::string out;
+  out.reserve(inner.size() + a.worker.size() + 64);
+  out.append(inner.empty() ? std::string_view("{") : inner);
+  out += empty ? "" : ",";
+  out += "\"worker\":" + json(a.worker).dump();
+  out += ",\"durationMs\":" + std::to_string(a.duration_ms);
+  out += ",\"queuedMs\":" + std::to_string(a.queued_ms) + "}";
+  return out;
+}
+
+json LoadView(const service::LoadAnswer& a) {
+  json workers = json::array();
+  int loaded = 0;
+  for (const service::WorkerLoad& w : a.workers) {
+    json entry = w.status.ok() ? json::parse(w.result, nullptr, false) : json::object();
+    if (!entry.is_object()) entry = json::object();
+    entry["worker"] = w.worker;
+    if (w.status.ok()) {
+      ++loaded;
+    } else {
+      std::vector<Status::Detail> details = w.status.details();
+      entry["error"] = ErrorView(StatusCodeName(w.status.code()), w.status.message(), details)["error"];
+    }
+    workers.push_back(std::move(entry));
+  }
+  return {{"model", a.model}, {"loaded", loaded}, {"workers", std::move(workers)}};
+}
+
 json StatusView(const service::DaemonStatus& s) {
   json interpreters = json::array();
   for (const auto& it : s.facts.interpreters) {

@@ -10,6 +10,7 @@
 
 #include "base/status.h"
 #include "supervisor/service/kernel.h"
+#include "supervisor/service/model_service.h"
 #include "supervisor/service/system_service.h"
 #include "supervisor/store/store.h"
 #include "supervisor/workers/worker.h"
@@ -26,6 +27,13 @@ nlohmann::json KernelView(const service::Kernel& kernel, const service::KernelSt
 nlohmann::json WorkerView(const workers::WorkerInfo& worker, bool environment, int64_t now_ms);
 
 nlohmann::json EventsView(const std::vector<store::Event>& events);
+
+// The answer of a predict call as JSON text: the worker's result object as it sent it (its
+// rows are not decoded and re-encoded), plus "worker", "durationMs" and "queuedMs".
+std::string PredictView(const service::PredictAnswer& answer);
+
+// {"model", "loaded": N, "workers": [{"worker", ...result} | {"worker", "error": {...}}]}.
+nlohmann::json LoadView(const service::LoadAnswer& answer);
 
 nlohmann::json StatusView(const service::DaemonStatus& status);
 

@@ -165,15 +165,35 @@ Status ReadWorkers(TableReader& r, WorkersConfig& w) {
   return r.RejectUnknown();
 }
 
+Status ReadModels(TableReader& r, service::ModelOptions& m) {
+  std::vector<std::string> roots;
+  for (const auto& root : m.roots) roots.push_back(root.string());
+  GSK_RETURN_IF_ERROR(r.StrList("roots", roots));
+  m.roots.assign(roots.begin(), roots.end());
+  for (const auto& root : m.roots) {
+    if (!root.is_absolute()) return r.Error("roots", "\"" + root.string() + "\" is not an absolute path");
+  }
+  GSK_RETURN_IF_ERROR(r.Seconds("call_timeout_seconds", m.call_timeout, 0.1, 86400));
+  GSK_RETURN_IF_ERROR(r.Seconds("max_call_timeout_seconds", m.max_call_timeout, 0.1, 86400));
+  GSK_RETURN_IF_ERROR(r.Integer("queue_size", m.queue_size, 0, 1'000'000));
+  GSK_RETURN_IF_ERROR(r.Integer("max_request_bytes", m.max_request_bytes, 1024, 16'000'000));
+  GSK_RETURN_IF_ERROR(r.Integer("models_per_worker", m.models_per_worker, 1, 1000));
+  if (m.max_call_timeout < m.call_timeout) {
+    return r.Error("max_call_timeout_seconds", "must not be less than call_timeout_seconds");
+  }
+  return r.RejectUnknown();
+}
+
 Status ReadSections(const toml::table& root, const std::string& src, Config& c) {
   static const std::set<std::string> kSections = {"server", "state",  "python",  "packages",
-                                                  "limits", "builds", "workers", "log"};
+                                                  "limits", "builds", "workers", "models",
+                                                  "log"};
   for (const auto& [key, node] : root) {
     std::string k(key.str());
     if (!kSections.count(k) || !node.is_table()) {
       return InvalidArgument(src + ": unknown section or key \"" + k +
                              "\"; expected one of [server], [state], [python], [packages], "
-                             "[limits], [builds], [workers], [log]")
+                             "[limits], [builds], [workers], [models], [log]")
           .WithDetail("field", k);
     }
   }
@@ -209,6 +229,8 @@ Status ReadSections(const toml::table& root, const std::string& src, Config& c) 
   GSK_RETURN_IF_ERROR(builds.RejectUnknown());
   TableReader workers(section("workers"), "workers", src);
   GSK_RETURN_IF_ERROR(ReadWorkers(workers, c.workers));
+  TableReader models(section("models"), "models", src);
+  GSK_RETURN_IF_ERROR(ReadModels(models, c.models));
   TableReader log(section("log"), "log", src);
   GSK_RETURN_IF_ERROR(log.Str("level", c.log_level));
   return log.RejectUnknown();

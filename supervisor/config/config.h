@@ -52,6 +52,7 @@ struct Config {
   service::ServiceOptions kernels;
   envs::BuildLimits builds;
   WorkersConfig workers;
+  service::ModelOptions models;  // [models]; roots default to <state>/models
   std::string log_level = "info";
   std::filesystem::path config_file;  // "" when none was read
 
@@ -64,6 +65,7 @@ struct Config {
   std::filesystem::path LockPath() const { return state_dir / "supervisor.lock"; }
   std::filesystem::path EnvsDir() const { return state_dir / "envs"; }
   std::filesystem::path BuildLogsDir() const { return state_dir / "logs/builds"; }
+  std::filesystem::path ModelsDir() const { return state_dir / "models"; }
   std::filesystem::path PipCacheDir() const;  // [packages] cache_dir or <state>/cache/pip
   // The index settings that change what pip installs; part of every env hash.
   std::string IndexFingerprint() const { return packages.index.Fingerprint(); }

@@ -191,7 +191,8 @@ Status Daemon::BuildServices() {
   router_options.api_token = token_;
   router_options.now_ms = [this] { return clock_.NowUnixMillis(); };
   router_ = std::make_unique<api::Router>(
-      api::Services{kernels_.get(), &workers_->service(), system_.get()}, router_options);
+      api::Services{kernels_.get(), &workers_->service(), system_.get(), &workers_->models()},
+      router_options);
   return Status::Ok();
 }
 
@@ -199,9 +200,13 @@ Status Daemon::BuildServices() {
 Status Daemon::Listen() {
   server::ServerOptions options = config_.server.http;
   options.max_connections = ConnectionLimit(options.max_connections, RaiseOpenFilesLimit());
+  uint64_t small = options.max_body_bytes;
+  uint64_t model_calls = config_.models.max_request_bytes;
   http_ = std::make_unique<server::HttpServer>(
-      io_, options, [this](const api::HttpRequest& r, api::Reply reply) {
-        router_->Handle(r, std::move(reply));
+      io_, options,
+      [this](const api::HttpRequest& r, api::Reply reply) { router_->Handle(r, std::move(reply)); },
+      [small, model_calls](std::string_view method, std::string_view target) {
+        return api::IsModelCall(method, target) ? model_calls : small;
       });
   auto host_port = config::ParseHostPort(config_.server.listen);  // validated by Resolve
   GSK_ASSIGN_OR_RETURN(uint16_t port, http_->ListenTcp(host_port->host, host_port->port));

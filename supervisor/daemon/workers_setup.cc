@@ -3,17 +3,23 @@
 #include <boost/asio/io_context.hpp>
 #include <spdlog/spdlog.h>
 
+#include "supervisor/relay/relay.h"
 #include "supervisor/relay/worker_socket.h"
+#include "supervisor/workers/observer_list.h"
 #include "supervisor/workers/store_observer.h"
 #include "supervisor/workers/worker_pool.h"
 
 namespace gsk::daemon {
 
+// Destroyed in reverse: the relay and the model service before the socket and the pool.
 struct WorkerSupervision::Parts {
-  std::unique_ptr<workers::StoreObserver> observer;
+  std::unique_ptr<workers::StoreObserver> store_observer;
+  workers::ObserverList observers;  // the store first, then the relay
   std::unique_ptr<workers::WorkerPool> pool;
   std::unique_ptr<service::WorkerService> service;
   std::unique_ptr<relay::WorkerSocket> socket;
+  std::unique_ptr<relay::Relay> relay;
+  std::unique_ptr<service::ModelService> models;
 };
 
 namespace {
@@ -40,6 +46,13 @@ service::WorkerServiceOptions ServiceOptions(const config::Config& config,
   if (w.open_files > 0) o.limits.open_files = static_cast<uint64_t>(w.open_files);
   if (w.max_processes > 0) o.limits.processes = static_cast<uint64_t>(w.max_processes);
   o.limits.core_bytes = 0;  // a crashing model must not fill the disk with cores
+  o.models_per_worker = config.models.models_per_worker;
+  return o;
+}
+
+service::ModelOptions ModelOptions(const config::Config& config) {
+  service::ModelOptions o = config.models;
+  if (o.roots.empty()) o.roots.push_back(config.ModelsDir());
   return o;
 }
 
@@ -55,25 +68,47 @@ Result<std::unique_ptr<WorkerSupervision>> WorkerSupervision::Start(
     const config::Config& config, const WorkerDeps& d) {
   std::unique_ptr<WorkerSupervision> self(new WorkerSupervision());
   Parts& p = *self->parts_;
-  p.observer = std::make_unique<workers::StoreObserver>(d.store);
-  p.pool = std::make_unique<workers::WorkerPool>(d.launcher, d.timers, d.clock, *p.observer,
+  p.store_observer = std::make_unique<workers::StoreObserver>(d.store);
+  p.observers.Add(p.store_observer.get());
+  p.pool = std::make_unique<workers::WorkerPool>(d.launcher, d.timers, d.clock, p.observers,
                                                  PoolOptions(config));
   p.service = std::make_unique<service::WorkerService>(d.store, *p.pool, d.kernels, d.clock,
                                                        ServiceOptions(config, d.environments));
   relay::WorkerSocketOptions socket_options;
   socket_options.path = config.WorkerSocketPath();
   socket_options.heartbeat = config.workers.heartbeat;
-  workers::WorkerPool* pool = p.pool.get();
-  socket_options.on_hello = [pool](const workers::Registration& r) { return pool->OnRegistered(r); };
-  socket_options.on_disconnect = [pool](const std::string& id) { pool->OnDisconnected(id); };
+  Parts* parts = &p;
+  socket_options.on_hello = [parts](const workers::Registration& r) {
+    Status s = parts->pool->OnRegistered(r);
+    if (s.ok()) parts->relay->OnConnected(r.worker_id);
+    return s;
+  };
+  socket_options.on_disconnect = [parts](const std::string& id) {
+    parts->pool->OnDisconnected(id);
+  };
   p.socket = std::make_unique<relay::WorkerSocket>(d.io, std::move(socket_options));
+  relay::RelayOptions relay_options;
+  relay_options.queue_size = config.models.queue_size;
+  relay_options.models_per_worker = config.models.models_per_worker;
+  p.relay = std::make_unique<relay::Relay>(*p.socket, *p.pool, d.timers, d.clock, relay_options);
+  p.observers.Add(p.relay.get());
+  p.models = std::make_unique<service::ModelService>(d.kernels, *p.pool, *p.relay,
+                                                     ModelOptions(config));
+  GSK_RETURN_IF_ERROR(p.models->Init());
   GSK_RETURN_IF_ERROR(p.socket->Listen());
   p.service->AdoptFromStore();
-  service::WorkerService* workers = p.service.get();
-  d.kernels.SetOnChange([workers](const std::string& name) { workers->Reconcile(name); });
-  d.environments.SetOnChange([workers](const std::string& hash) { workers->ReconcileEnv(hash); });
+  d.kernels.SetOnChange([parts](const std::string& name) {
+    parts->service->Reconcile(name);
+    parts->relay->Recheck();
+  });
+  d.environments.SetOnChange([parts](const std::string& hash) {
+    parts->service->ReconcileEnv(hash);
+    parts->relay->Recheck();
+  });
   return self;
 }
+
+service::ModelService& WorkerSupervision::models() { return *parts_->models; }
 
 service::WorkerService& WorkerSupervision::service() { return *parts_->service; }
 

@@ -1,5 +1,6 @@
 // WorkerSupervision: the worker side of the daemon, assembled from the config: the store
-// observer, the worker pool, the worker service and the worker socket. Built once on the core
+// observer, the worker pool, the worker service, the worker socket, and the relay of model
+// calls with its service. Built once on the core
 // thread before serving; used and destroyed there.
 #pragma once
 
@@ -13,6 +14,7 @@
 #include "supervisor/envs/environments.h"
 #include "supervisor/process/process_launcher.h"
 #include "supervisor/service/kernel_service.h"
+#include "supervisor/service/model_service.h"
 #include "supervisor/service/worker_service.h"
 #include "supervisor/store/store.h"
 
@@ -42,6 +44,7 @@ class WorkerSupervision {
   ~WorkerSupervision();
 
   service::WorkerService& service();
+  service::ModelService& models();
   // Starts the workers every ready kernel wants (after the envs were resumed).
   void ReconcileAll();
   // Stops every worker gracefully; `done` runs once none is left, and the socket is closed.

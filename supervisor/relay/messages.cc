@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "supervisor/relay/json_envelope.h"
+
 namespace gsk::relay {
 namespace {
 
@@ -25,10 +27,43 @@ Status FieldError(std::string_view field, std::string_view what) {
 }  // namespace
 
 Result<std::string> MessageType(std::string_view json_text) {
-  GSK_ASSIGN_OR_RETURN(json j, ParseObject(json_text));
-  auto it = j.find("type");
-  if (it == j.end() || !it->is_string()) return InvalidArgument("a message has no string \"type\"");
-  return it->get<std::string>();
+  GSK_ASSIGN_OR_RETURN(Frame frame, ParseFrame(json_text));
+  return std::move(frame.type);
+}
+
+Result<Frame> ParseFrame(std::string_view json_text) {
+  Result<JsonEnvelope> envelope = JsonEnvelope::Scan(json_text);
+  if (!envelope.ok()) return InvalidArgument("a frame is not a JSON object: " + envelope.status().message());
+  const JsonMember* type = envelope->Find("type");
+  if (type == nullptr || type->kind != JsonKind::kString) {
+    return InvalidArgument("a message has no string \"type\"");
+  }
+  Frame frame;
+  GSK_ASSIGN_OR_RETURN(frame.type, DecodeJsonString(type->value));
+  if (const JsonMember* id = envelope->Find("id"); id != nullptr && id->kind == JsonKind::kString) {
+    GSK_ASSIGN_OR_RETURN(frame.id, DecodeJsonString(id->value));
+  }
+  if (const JsonMember* r = envelope->Find("result"); r != nullptr && r->kind == JsonKind::kObject) {
+    frame.result = r->value;
+  }
+  if (const JsonMember* e = envelope->Find("error"); e != nullptr && e->kind == JsonKind::kObject) {
+    frame.error = e->value;
+  }
+  return frame;
+}
+
+std::string RequestMessage(std::string_view id, std::string_view method,
+                           std::string_view params_json) {
+  std::string out;
+  out.reserve(params_json.size() + id.size() + method.size() + 48);
+  out += "{\"type\":\"request\",\"id\":";
+  out += EncodeJsonString(id);
+  out += ",\"method\":";
+  out += EncodeJsonString(method);
+  out += ",\"params\":";
+  out += params_json;
+  out += "}";
+  return out;
 }
 
 Result<workers::Registration> ParseHello(std::string_view json_text,

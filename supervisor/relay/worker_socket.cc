@@ -7,6 +7,7 @@
 #include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
@@ -73,6 +74,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   // Closes at once; `report` tells the server to report a registered worker as disconnected.
+  // Requests still waiting for their reply get kUnavailable.
   void Close(bool report) {
     if (closed_) return;
     closed_ = true;
@@ -81,7 +83,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     heartbeat_.cancel();
     socket_.shutdown(Socket::shutdown_both, ignored);
     socket_.close(ignored);
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (auto& [id, handler] : pending) {
+      handler(Unavailable("the connection to worker " + worker_id_ + " closed during the call"));
+    }
     if (auto server = server_.lock()) server->Closed(shared_from_this(), report && registered_);
+  }
+
+  void SendRequest(const std::string& request_id, std::string frame, ReplyHandler on_reply) {
+    pending_.emplace(request_id, std::move(on_reply));
+    Send(frame);
   }
 
   const std::string& worker_id() const { return worker_id_; }
@@ -124,12 +136,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
       Send(WelcomeMessage(std::chrono::duration<double>(heartbeat).count(), ::getpid()));
       ScheduleHeartbeat(heartbeat);
     } else {
-      Result<std::string> type = MessageType(payload);
-      if (!type.ok()) return FailAndClose("ProtocolError", type.status().message());
-      if (*type == "error") {
+      Result<Frame> frame = ParseFrame(payload);
+      if (!frame.ok()) return FailAndClose("ProtocolError", frame.status().message());
+      if (frame->type == "error") {
         spdlog::warn("event=worker.protocol_error worker={} message={}", worker_id_, payload);
+      } else if (frame->type == "reply") {
+        auto it = pending_.find(frame->id);
+        if (it == pending_.end()) {
+          spdlog::warn("event=worker.unexpected_reply worker={} id={}", worker_id_, frame->id);
+        } else {
+          ReplyHandler handler = std::move(it->second);
+          pending_.erase(it);
+          handler(std::string(payload));
+        }
       }
-      // heartbeat, reply and unknown types: nothing to do beyond noting the worker is alive.
+      // heartbeat and unknown types: nothing to do beyond noting the worker is alive.
     }
     ArmSilence(3 * heartbeat);
   }
@@ -191,6 +212,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::array<char, 16384> buffer_{};
   FrameDecoder decoder_;
   std::deque<std::string> queue_;
+  std::map<std::string, ReplyHandler> pending_;  // requests sent, by id
   std::string worker_id_;
   bool registered_ = false;
   bool writing_ = false;
@@ -279,5 +301,29 @@ void WorkerSocket::Close() {
 }
 
 int WorkerSocket::connections() const { return static_cast<int>(impl_->connections.size()); }
+
+Status WorkerSocket::Request(const std::string& worker_id, const std::string& request_id,
+                             std::string frame, ReplyHandler on_reply) {
+  auto it = impl_->by_worker.find(worker_id);
+  if (impl_->closed || it == impl_->by_worker.end()) {
+    return Unavailable("worker " + worker_id + " is not connected");
+  }
+  // Delivered on a later turn, whatever happens: callers never see their handler run inside
+  // their own call.
+  std::weak_ptr<Impl> weak = impl_;
+  ReplyHandler later = [weak, on_reply = std::move(on_reply)](Result<std::string> reply) mutable {
+    auto impl = weak.lock();
+    if (!impl) return;
+    asio::post(impl->io, [on_reply = std::move(on_reply), reply = std::move(reply)]() mutable {
+      on_reply(std::move(reply));
+    });
+  };
+  it->second->SendRequest(request_id, std::move(frame), std::move(later));
+  return Status::Ok();
+}
+
+bool WorkerSocket::Connected(const std::string& worker_id) const {
+  return !impl_->closed && impl_->by_worker.count(worker_id) != 0;
+}
 
 }  // namespace gsk::relay

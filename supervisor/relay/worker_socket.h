@@ -1,7 +1,8 @@
 // WorkerSocket: the Unix socket that managed workers dial (worker-shim/PROTOCOL.md). It accepts
 // connections, reads framed JSON, hands each hello to `on_hello` (the worker pool decides), and
 // answers welcome or error; then it exchanges heartbeats, closes connections that go silent
-// for 3 heartbeats, and reports a registered worker's lost connection to `on_disconnect`.
+// for 3 heartbeats, and reports a registered worker's lost connection to `on_disconnect`. It
+// carries requests to a registered worker and routes each reply back to its caller by id.
 // Asio stays in the .cc file. Not thread-safe: lives on the core io_context thread, and calls
 // back on it.
 #pragma once
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "supervisor/relay/worker_links.h"
 #include "supervisor/workers/worker.h"
 
 namespace boost::asio {
@@ -32,10 +34,10 @@ struct WorkerSocketOptions {
   std::function<void(const std::string& worker_id)> on_disconnect;
 };
 
-class WorkerSocket {
+class WorkerSocket final : public WorkerLinks {
  public:
   WorkerSocket(boost::asio::io_context& io, WorkerSocketOptions options);
-  ~WorkerSocket();
+  ~WorkerSocket() override;
   WorkerSocket(const WorkerSocket&) = delete;
   WorkerSocket& operator=(const WorkerSocket&) = delete;
 
@@ -46,6 +48,10 @@ class WorkerSocket {
   void Close();
 
   int connections() const;
+
+  Status Request(const std::string& worker_id, const std::string& request_id, std::string frame,
+                 ReplyHandler on_reply) override;
+  bool Connected(const std::string& worker_id) const override;
 
  private:
   friend class Connection;  // worker_socket.cc

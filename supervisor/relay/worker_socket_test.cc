@@ -13,6 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <filesystem>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -203,6 +204,56 @@ TEST_F(WorkerSocketTest, ARedialReplacesTheOldConnection) {
   // The old connection is closed and reported before the new hello is handled.
   EXPECT_FALSE(first.Receive().has_value());
   EXPECT_EQ(WaitDisconnected(), "k-3");
+}
+
+TEST_F(WorkerSocketTest, RequestsReachTheWorkerAndRepliesComeBackByIdOrFailOnHangUp) {
+  StartServer();
+  auto client = std::make_unique<Client>(Path());
+  Client& c = *client;
+  c.Send(Hello("k-4", "good"));
+  ASSERT_EQ((*c.Receive())["type"], "welcome");
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> replies;
+  auto record = [&](Result<std::string> reply) {
+    std::lock_guard<std::mutex> lock(mu);
+    replies.push_back(reply.ok() ? *reply : "lost: " + reply.status().message());
+    cv.notify_all();
+  };
+  auto request = [&](const std::string& worker, const std::string& id) {
+    std::promise<Status> sent;
+    boost::asio::post(io_, [&] {
+      sent.set_value(server_->Request(worker, id,
+                                      R"({"type":"request","id":")" + id +
+                                          R"(","method":"ping","params":{}})",
+                                      record));
+    });
+    return sent.get_future().get();
+  };
+  EXPECT_EQ(request("nobody", "r0").code(), StatusCode::kUnavailable);
+  ASSERT_TRUE(request("k-4", "r1").ok());
+  ASSERT_TRUE(request("k-4", "r2").ok());
+  auto first = c.Receive();
+  auto second = c.Receive();
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ((*first)["id"], "r1");
+  EXPECT_EQ((*second)["method"], "ping");
+  // Replies out of order are matched by id; an unknown id is ignored.
+  c.Send(R"({"type":"reply","id":"r2","result":{"pong":2}})");
+  c.Send(R"({"type":"reply","id":"zz","result":{}})");
+  c.Send(R"({"type":"reply","id":"r1","result":{"pong":1}})");
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return replies.size() == 2; }));
+    EXPECT_NE(replies[0].find("\"pong\":2"), std::string::npos);
+    EXPECT_NE(replies[1].find("\"pong\":1"), std::string::npos);
+  }
+  ASSERT_TRUE(request("k-4", "r3").ok());
+  ASSERT_TRUE(c.Receive().has_value());
+  client.reset();  // hangs up with r3 unanswered
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return replies.size() == 3; }));
+  EXPECT_EQ(replies[2].rfind("lost: ", 0), 0u) << replies[2];
 }
 
 }  // namespace

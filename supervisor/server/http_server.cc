@@ -10,7 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -125,7 +125,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   awaitable<void> Session(Stream stream, Listener& listener);
   template <typename Stream>
   awaitable<void> RejectAndDrain(Stream& stream, api::HttpResponse response, unsigned version);
-  awaitable<api::HttpResponse> Call(api::HttpRequest request);
+  awaitable<api::HttpResponse> Call(const api::HttpRequest& request);
   uint64_t BodyLimitFor(std::string_view method, std::string_view target) const {
     return body_limit ? body_limit(method, target) : options.max_body_bytes;
   }
@@ -171,22 +171,25 @@ awaitable<void> HttpServer::Impl::RejectAndDrain(Stream& stream, api::HttpRespon
 }
 
 // Hands the request to the handler and waits for its reply, which may come on a later turn.
-awaitable<api::HttpResponse> HttpServer::Impl::Call(api::HttpRequest request) {
-  auto self = shared_from_this();
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(api::HttpResponse)>(
-      [self, request = std::move(request)](auto completion) mutable {
-        auto pending = std::make_shared<std::optional<decltype(completion)>>(std::move(completion));
-        self->handler(request, [self, pending](api::HttpResponse r) {
-          if (!pending->has_value()) return;  // answered already
-          auto done = std::move(**pending);
-          pending->reset();
-          // Resume the session on its own turn, never inside the handler's call stack.
-          asio::post(self->io, [done = std::move(done), r = std::move(r)]() mutable {
-            std::move(done)(std::move(r));
-          });
-        });
-      },
-      asio::use_awaitable);
+// (A timer that never expires on its own is the wait: the reply cancels it. GCC 12 mishandles
+// captures in the operand of co_await, so nothing is captured by value around one.)
+awaitable<api::HttpResponse> HttpServer::Impl::Call(const api::HttpRequest& request) {
+  struct Pending {
+    explicit Pending(asio::io_context& io) : wake(io, asio::steady_timer::time_point::max()) {}
+    std::optional<api::HttpResponse> response;
+    asio::steady_timer wake;
+  };
+  auto pending = std::make_shared<Pending>(io);
+  handler(request, [pending](api::HttpResponse r) {
+    if (pending->response) return;  // answered already
+    pending->response = std::move(r);
+    pending->wake.cancel();
+  });
+  while (!pending->response) {
+    co_await pending->wake.async_wait(kTuple);
+    if (!pending->response && stopped) co_return api::ErrorResponse(503, "UNAVAILABLE", "stopping");
+  }
+  co_return std::move(*pending->response);
 }
 
 template <typename Stream>
@@ -266,7 +269,7 @@ awaitable<void> HttpServer::Impl::Session(Stream stream, Listener& listener) {
     unsigned version = req.version();
     bool head = req.method() == http::verb::head;
     conn->state = Connection::State::kHandling;
-    api::HttpResponse response = co_await Call(std::move(request));
+    api::HttpResponse response = co_await Call(request);
     if (!conn->close) break;  // closed meanwhile
     conn->state = Connection::State::kWriting;
     keep_alive = keep_alive && !stopped;

@@ -90,6 +90,7 @@ Result<workers::LaunchTemplate> WorkerService::Template(const Kernel& k) const {
   const workers::WorkerPoolOptions& timings = pool_.options();
   t.env["GSK_HEARTBEAT_SECONDS"] = Seconds(timings.heartbeat);
   t.env["GSK_ORPHAN_GRACE_SECONDS"] = Seconds(timings.reconnect_deadline);
+  t.env["GSK_MODEL_CACHE_SIZE"] = std::to_string(options_.models_per_worker);
   t.cwd = options_.work_dir;
   t.cwd_per_worker = true;  // also HOME, unless the kernel's env sets it
   t.log_dir = options_.log_dir;

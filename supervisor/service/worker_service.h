@@ -27,6 +27,7 @@ struct WorkerServiceOptions {
   std::filesystem::path log_dir;   // each worker logs to log_dir/<id>.log
   uint64_t log_rotate_bytes = 0;
   process::ResourceLimits limits;
+  int models_per_worker = 4;  // GSK_MODEL_CACHE_SIZE: models each worker keeps loaded
   // The heartbeat and the orphan grace the workers are told come from the pool's Timings.
 };
 

@@ -162,6 +162,15 @@ void WorkerPool::OnExit(const std::string& id, const process::ExitInfo& exit) {
 
 void WorkerPool::OnRunningExit(Worker& w) {
   auto ran = std::chrono::milliseconds(clock_.MonotonicMillis() - w.running_since_mono_ms);
+  if (!w.killed_for.empty()) {
+    std::string why = std::move(w.killed_for);
+    w.killed_for.clear();
+    w.info.last_error = why;
+    Transition(w, WorkerState::kExited, why + "; " + w.info.exit_description);
+    ++w.info.restarts;
+    Launch(w, "restarting after it was killed");
+    return;
+  }
   if (ran < options_.start_seconds) {
     QuickFailure(w, w.info.exit_description + " after " + Ms(ran) + " of running (less than " +
                         Ms(options_.start_seconds) + ")");

@@ -223,6 +223,18 @@ void WorkerPool::StopAll(std::function<void()> on_done) {
   MaybeFinishStopAll();
 }
 
+Status WorkerPool::Kill(const std::string& id, std::string_view why) {
+  Worker* w = Find(id);
+  if (w == nullptr) return NotFound("worker \"" + id + "\" does not exist");
+  if (!w->has_process || w->info.state != WorkerState::kRunning) {
+    return FailedPrecondition("worker \"" + id + "\" is not running");
+  }
+  w->killed_for = std::string(why);
+  spdlog::warn("event=worker.killing worker={} pid={} reason=\"{}\"", id, w->info.pid, why);
+  launcher_.Kill(w->handle);
+  return Status::Ok();
+}
+
 Status WorkerPool::OnRegistered(const Registration& r) {
   Worker* w = Find(r.worker_id);
   if (w == nullptr) return NotFound("unknown worker id \"" + r.worker_id + "\"");
@@ -291,6 +303,14 @@ int WorkerPool::CountRunning(const std::string& kernel) const {
     if (w->info.kernel == kernel && w->info.state == WorkerState::kRunning) ++n;
   }
   return n;
+}
+
+std::vector<std::string> WorkerPool::RunningIds(const std::string& kernel) const {
+  std::vector<std::string> ids;
+  for (const auto& [id, w] : workers_) {
+    if (w->info.kernel == kernel && w->info.state == WorkerState::kRunning) ids.push_back(id);
+  }
+  return ids;
 }
 
 bool WorkerPool::HasWorkers(const std::string& kernel) const {

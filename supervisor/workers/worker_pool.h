@@ -73,6 +73,11 @@ class WorkerPool {
   // Stops the worker if it runs, then launches it afresh (a fatal worker gets its retries back).
   // kNotFound if unknown; kFailedPrecondition after StopAll or while it is being removed.
   Status Restart(const std::string& id);
+  // SIGKILLs a running worker's process group now, for `why` (a model call that ran past its
+  // timeout); it is then restarted at once, like a worker that exited after running long
+  // enough, whatever its uptime (this is not one of its own early exits). kNotFound if unknown;
+  // kFailedPrecondition if it has no running process.
+  Status Kill(const std::string& id, std::string_view why);
   // Stops every worker and launches no more; calls `on_done` once no worker process is left
   // (at once if there is none).
   void StopAll(std::function<void()> on_done);
@@ -91,6 +96,8 @@ class WorkerPool {
   std::vector<WorkerInfo> List(const std::string& kernel = "") const;
   // How many workers of `kernel` are running (no copies: it is asked for every kernel listed).
   int CountRunning(const std::string& kernel) const;
+  // The ids of `kernel`'s running workers, ordered by id (no copies of their info).
+  std::vector<std::string> RunningIds(const std::string& kernel) const;
   bool HasWorkers(const std::string& kernel) const;
   const WorkerPoolOptions& options() const { return options_; }
 
@@ -106,6 +113,7 @@ class WorkerPool {
     int64_t running_since_mono_ms = 0;
     bool deadline_missed = false;
     bool queued = false;  // waiting in launch_queue_ (launch_one_per_turn)
+    std::string killed_for;  // set by Kill: why its coming exit was asked for
     AfterStop after_stop = AfterStop::kStay;
   };
   struct Kernel {

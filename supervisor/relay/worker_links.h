@@ -1,0 +1,29 @@
+// WorkerLinks: how the relay reaches registered workers: a request frame to one of them, and
+// its reply routed back by id. The worker socket implements it (and a test fake does). Core
+// thread only.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "base/result.h"
+
+namespace gsk::relay {
+
+// A reply's whole frame (JSON text), or kUnavailable when the connection closed first.
+using ReplyHandler = std::function<void(Result<std::string> reply_frame)>;
+
+class WorkerLinks {
+ public:
+  virtual ~WorkerLinks() = default;
+  // Sends `frame` (a request message whose id is `request_id`) to the registered worker
+  // `worker_id`; `on_reply` is called once, on a later turn, with the reply carrying that id or
+  // with kUnavailable when the connection closes first. kUnavailable now (and no call) when the
+  // worker has no registered connection.
+  virtual Status Request(const std::string& worker_id, const std::string& request_id,
+                         std::string frame, ReplyHandler on_reply) = 0;
+  // Whether `worker_id` has a registered connection.
+  virtual bool Connected(const std::string& worker_id) const = 0;
+};
+
+}  // namespace gsk::relay
