@@ -91,6 +91,19 @@ int WorkersLogs(const HttpClient& client, const std::string& id, bool follow,
 std::string RenderWorkerTable(const nlohmann::json& workers);
 std::string RenderWorkerDetails(const nlohmann::json& worker);
 
+// predict_command.cc: `predict KERNEL --model PATH --data FILE`.
+struct PredictFlags {
+  std::string kernel;
+  std::string model;
+  std::string data;  // a file, or "-"
+  double timeout_seconds = 0;  // 0: the daemon's default
+  bool json = false;
+};
+// POSTs the call; prints a table of predictions (and probabilities), or the answer with --json.
+// Unreadable or malformed data exits kExitUsage; the daemon's errors as for other commands.
+int Predict(const HttpClient& client, const PredictFlags& flags, const CommandEnv& env);
+void AddPredictCommand(CLI::App& app, const std::shared_ptr<Shared>& shared);
+
 // std::cout, std::cerr, the process environment, files and stdin.
 CommandEnv RealCommandEnv();
 
