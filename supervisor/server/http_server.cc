@@ -55,6 +55,16 @@ api::HttpResponse ParseErrorResponse(const beast::error_code& ec, uint64_t body_
   if (ec == http::error::header_limit) {
     return api::ErrorResponse(431, "HEADERS_TOO_LARGE", "request headers exceed 16 KiB");
   }
+  if (ec == http::error::bad_transfer_encoding) {
+    return api::ErrorResponse(400, "BAD_REQUEST",
+                              "ambiguous request length: send Transfer-Encoding once, as "
+                              "\"chunked\", and never with Content-Length");
+  }
+  if (ec == http::error::bad_content_length) {
+    return api::ErrorResponse(400, "BAD_REQUEST",
+                              "ambiguous request length: send Content-Length once, as a decimal "
+                              "number, and never with Transfer-Encoding");
+  }
   if (ec == http::error::buffer_overflow) {
     return api::ErrorResponse(431, "HEADERS_TOO_LARGE",
                               "a chunk line or the trailer section is too large");

@@ -114,5 +114,38 @@ class RestartTest(h.DaemonTestCase):
         self.assertEqual(first.stop(), 0)
 
 
+    def test_changed_index_settings_rehash_every_kernel_at_start(self):
+        """The env hash covers the package index settings: after they change, no kernel may
+        point at an env built for the old ones."""
+        d = self.new_daemon().start()
+        self.assertEqual(d.post("/api/v1/kernels", HUB_KERNEL).status, 201)
+        self.assertEqual(d.post("/api/v1/kernels", dict(HUB_KERNEL, name="twin")).status, 201)
+        d.wait_status("my-kernel", ("ready", "failed"))
+        before = d.get("/api/v1/kernels/my-kernel").json
+        self.assertEqual(d.stop(signal.SIGTERM), 0, d.log())
+        with open(d.config_path) as f:
+            text = f.read()
+        self.assertIn("[packages]", text)
+        with open(d.config_path, "w") as f:
+            f.write(text.replace("[packages]", '[packages]\nfind_links = ["/srv/other-wheels"]', 1))
+        d.start()
+        after = d.get("/api/v1/kernels/my-kernel").json
+        self.assertNotEqual(after["envHash"], before["envHash"])
+        self.assertEqual(after["generation"], before["generation"])  # the document is the same
+        self.assertEqual(d.get("/api/v1/kernels/twin").json["envHash"], after["envHash"])
+        # A kernel created now with the same document gets the same new hash.
+        fresh = d.post("/api/v1/kernels", dict(HUB_KERNEL, name="fresh"))
+        self.assertEqual(fresh.status, 201, fresh)
+        self.assertEqual(fresh.json["envHash"], after["envHash"])
+        rehashed = [e for e in d.events(subject="supervisor") if e["kind"] == "kernels.rehashed"]
+        self.assertEqual(len(rehashed), 1, rehashed)
+        self.assertEqual(rehashed[0]["detail"]["kernels"], 2)
+        # Restarting with the same settings rewrites nothing.
+        self.assertEqual(d.stop(signal.SIGTERM), 0, d.log())
+        d.start()
+        rehashed = [e for e in d.events(subject="supervisor") if e["kind"] == "kernels.rehashed"]
+        self.assertEqual(len(rehashed), 1, rehashed)
+
+
 if __name__ == "__main__":
     h.main()
