@@ -241,6 +241,16 @@ Status ParseEnvField(const Json* value, KernelSpec& spec) {
   return Status::Ok();
 }
 
+Status ParseForkServerField(const Json* value, KernelSpec& spec) {
+  spec.fork_server = true;
+  if (value == nullptr || value->is_null()) return Status::Ok();
+  if (!value->is_boolean()) {
+    return FieldError("forkServer", "expected true or false, got " + TypeNameWithArticle(*value));
+  }
+  spec.fork_server = value->get<bool>();
+  return Status::Ok();
+}
+
 }  // namespace gsk::spec::internal
 
 namespace gsk::spec {

@@ -111,6 +111,7 @@ Result<KernelSpec> ParseObject(const Json& document, const ParseOptions& options
   GSK_RETURN_IF_ERROR(internal::ParseVersionField(field("version"), options, spec));
   GSK_RETURN_IF_ERROR(internal::ParseWorkersField(field("workers"), options, spec));
   GSK_RETURN_IF_ERROR(internal::ParseEnvField(field("env"), spec));
+  GSK_RETURN_IF_ERROR(internal::ParseForkServerField(field("forkServer"), spec));
   GSK_RETURN_IF_ERROR(CollectUnknownFields(document, spec));
   return spec;
 }
@@ -138,7 +139,8 @@ const std::vector<std::string_view>& KernelDocumentFields() {
                                                         "type",
                                                         "version",
                                                         "workers",
-                                                        "env"};
+                                                        "env",
+                                                        "forkServer"};
   return kFields;
 }
 
@@ -214,6 +216,7 @@ nlohmann::json ToJson(const KernelSpec& spec, bool redact_env) {
   Json env = Json::object();
   for (const auto& [key, value] : spec.env) env[key] = redact_env ? MaskSecret(value) : value;
   out["env"] = std::move(env);
+  out["forkServer"] = spec.fork_server;
   return out;
 }
 

@@ -41,6 +41,9 @@ struct KernelSpec {
   bool version_is_integer = false;         // it came (and is returned) as a JSON integer
   int workers = 1;                         // supervisor field: worker processes wanted
   std::map<std::string, std::string> env;  // supervisor field: environment for workers
+  // Supervisor field: workers may be forked from their env's template (the fork server); false
+  // starts each one with a fresh interpreter.
+  bool fork_server = true;
   // Fields the supervisor does not know, kept verbatim (a JSON object serialized as text) and
   // returned as they came; they never influence the environment.
   std::string unknown_fields_json = "{}";

@@ -65,7 +65,7 @@ TEST(KernelSpecTest, ToJsonHasTheRestShape) {
     "requestedDependencies": ["giskard[llm]>=2.14", "scikit-learn==1.3.2"],
     "frozenDependencies": "joblib==1.3.2\nnumpy==1.26.4",
     "type": "PROCESS", "version": "2.14.0", "workers": 1,
-    "env": {"OPENAI_API_KEY": "sk-****", "SHORT": "****"}})");
+    "env": {"OPENAI_API_KEY": "sk-****", "SHORT": "****"}, "forkServer": true})");
   EXPECT_EQ(ToJson(spec, /*redact_env=*/true), expected);
   EXPECT_EQ(ToJson(spec, false)["env"]["OPENAI_API_KEY"], "sk-1234567890abcdef");
   spec.version.clear();

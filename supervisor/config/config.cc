@@ -159,6 +159,8 @@ Status ReadWorkers(TableReader& r, WorkersConfig& w) {
   GSK_RETURN_IF_ERROR(r.Integer("memory_limit_mb", w.memory_limit_mb, 0, int64_t{1} << 30));
   GSK_RETURN_IF_ERROR(r.Integer("open_files", w.open_files, 0, 1 << 24));
   GSK_RETURN_IF_ERROR(r.Integer("max_processes", w.max_processes, 0, 1 << 24));
+  GSK_RETURN_IF_ERROR(r.Bool("fork_server", w.fork_server));
+  GSK_RETURN_IF_ERROR(r.Seconds("template_idle_seconds", w.template_idle, 0, 86400));
   if (w.backoff_max < w.backoff_initial) {
     return r.Error("backoff_max_seconds", "must not be less than backoff_initial_seconds");
   }

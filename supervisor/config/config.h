@@ -40,6 +40,8 @@ struct WorkersConfig : workers::Timings {
   int64_t memory_limit_mb = 0;  // 0 = no RLIMIT_AS
   int64_t open_files = 0;       // 0 = inherited
   int64_t max_processes = 0;    // 0 = inherited
+  bool fork_server = true;      // fork workers from a template per env (a kernel may opt out)
+  std::chrono::milliseconds template_idle{30'000};  // a template with no worker this long stops
 };
 
 struct Config {

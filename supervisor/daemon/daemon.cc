@@ -24,6 +24,7 @@
 #include "supervisor/daemon/workers_setup.h"
 #include "supervisor/envs/build_runner.h"
 #include "supervisor/envs/env_manager.h"
+#include "supervisor/process/forking_launcher.h"
 #include "supervisor/process/process_launcher.h"
 #include "supervisor/server/http_server.h"
 #include "supervisor/service/kernel_service.h"
@@ -107,6 +108,7 @@ class Daemon {
   std::string token_;
   std::unique_ptr<Timers> timers_;
   std::unique_ptr<process::ProcessLauncher> launcher_;
+  std::unique_ptr<process::ProcessLauncher> worker_launcher_;  // the fork server, or launcher_
   std::unique_ptr<envs::BuildRunner> runner_;
   std::unique_ptr<envs::EnvManager> environments_;
   std::unique_ptr<service::KernelService> kernels_;
@@ -153,7 +155,20 @@ Status Daemon::BuildServices() {
     spdlog::warn("event=shim.missing error=\"{}\"", shim_wheel.status().message());
   }
   timers_ = MakeAsioTimers(io_);
+  // Workers forked by a template are re-parented to us: we collect their exits.
+  if (Status s = process::MakeChildSubreaper(); !s.ok()) {
+    spdlog::warn("event=subreaper.failed error=\"{}\"", s.message());
+  }
   launcher_ = process::MakeRealLauncher(io_);
+  process::ProcessLauncher* for_workers = launcher_.get();
+  if (config_.workers.fork_server) {
+    process::ForkOptions fork;
+    fork.templates_dir = config_.state_dir / "templates";
+    fork.logs_dir = config_.state_dir / "logs/templates";
+    fork.idle = config_.workers.template_idle;
+    worker_launcher_ = std::make_unique<process::ForkingLauncher>(*launcher_, *timers_, fork);
+    for_workers = worker_launcher_.get();
+  }
   envs::EnvOptions env_options = MakeEnvOptions(
       config_, interpreters, shim_wheel.ok() ? *shim_wheel : std::filesystem::path());
   runner_ = std::make_unique<envs::BuildRunner>(*launcher_, *timers_,
@@ -166,7 +181,7 @@ Status Daemon::BuildServices() {
   GSK_RETURN_IF_ERROR(kernels_->Load());
   GSK_RETURN_IF_ERROR(environments_->Recover());
   GSK_ASSIGN_OR_RETURN(workers_, WorkerSupervision::Start(
-                                     config_, {io_, *store_, *launcher_, *timers_, clock_,
+                                     config_, {io_, *store_, *for_workers, *timers_, clock_,
                                                *kernels_, *environments_}));
   kernels_->ResumeEnvironments();
   workers_->ReconcileAll();

@@ -47,6 +47,7 @@ service::WorkerServiceOptions ServiceOptions(const config::Config& config,
   if (w.max_processes > 0) o.limits.processes = static_cast<uint64_t>(w.max_processes);
   o.limits.core_bytes = 0;  // a crashing model must not fill the disk with cores
   o.models_per_worker = config.models.models_per_worker;
+  o.fork_server = w.fork_server;
   return o;
 }
 

@@ -21,13 +21,27 @@ struct ChildProcess::ExitWatch {
   boost::process::v2::basic_process_handle<asio::io_context::executor_type> handle;
 };
 
+namespace {
+// Written and read on the launchers' thread only.
+std::multiset<int>& Registry() {
+  static std::multiset<int>* pids = new std::multiset<int>();
+  return *pids;
+}
+}  // namespace
+
+std::set<int> LiveChildPids() { return {Registry().begin(), Registry().end()}; }
+
 ChildProcess::ChildProcess(asio::io_context& io, Options options)
     : io_(io), options_(std::move(options)), kill_timer_(io), pipe_(io) {
   exit_.pid = options_.handle.pid();
   if (options_.on_output) lines_.emplace(options_.on_output);
+  Registry().insert(exit_.pid);
 }
 
-ChildProcess::~ChildProcess() = default;
+ChildProcess::~ChildProcess() {
+  auto it = Registry().find(exit_.pid);
+  if (it != Registry().end()) Registry().erase(it);
+}
 
 Status ChildProcess::Start() {
   if (options_.adopted_pidfd) return WatchAdopted();
@@ -56,12 +70,19 @@ Status ChildProcess::WatchAdopted() {
   adopted_watch_->assign(options_.adopted_pidfd.get(), ec);
   if (ec) return Internal("watching the adopted process: " + ec.message());
   options_.adopted_pidfd.release();
-  // A pidfd becomes readable when its process exits; a process we did not fork is reaped by
-  // its new parent (init or a subreaper), so there is no status to collect.
+  // A pidfd becomes readable when its process exits. A process we did not fork is reaped by
+  // its parent (init, or a subreaper), so there is no status to collect; but one that became
+  // our child (a worker forked by a template, re-parented to us as the child subreaper) is
+  // ours to reap, with its status.
   adopted_watch_->async_wait(asio::posix::descriptor_base::wait_read,
                              [self = shared_from_this()](boost::system::error_code wait_ec) {
                                if (wait_ec || self->abandoned_) return;
-                               self->OnReaped(false, 0);
+                               int status = 0;
+                               pid_t reaped = -1;
+                               do {
+                                 reaped = ::waitpid(self->options_.handle.pid(), &status, WNOHANG);
+                               } while (reaped < 0 && errno == EINTR);
+                               self->OnReaped(reaped == self->options_.handle.pid(), status);
                              });
   return Status::Ok();
 }
@@ -88,6 +109,7 @@ void ChildProcess::Abandon() {
   if (!finishing_) Signal(SIGKILL);
   if (!reaped_ && adopted_watch_) {
     adopted_watch_.reset();
+    ::waitpid(options_.handle.pid(), nullptr, WNOHANG);  // ours if it was re-parented to us
     reaped_ = true;
   } else if (!reaped_) {
     // Close the pidfd first so that Boost's pending wait does not waitpid() after us. A wait
@@ -159,7 +181,10 @@ void ChildProcess::Signal(int sig) {
   int pgid = options_.handle.pgid();
   if (pgid > 0) {
     // Once the leader is reaped its pid is reserved only while the group has members.
-    if (!reaped_ || !ListGroupMembers(pgid).empty()) ::kill(-pgid, sig);
+    if (!reaped_ || !ListGroupMembers(pgid).empty()) {
+      // A forked worker may not lead its group yet in the first instants: then the process.
+      if (::kill(-pgid, sig) != 0 && errno == ESRCH && !reaped_) ::kill(options_.handle.pid(), sig);
+    }
   } else if (!reaped_) {
     ::kill(options_.handle.pid(), sig);
   }

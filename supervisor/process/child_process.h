@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "base/status.h"
@@ -20,6 +21,10 @@
 #include "supervisor/process/unique_fd.h"
 
 namespace gsk::process::internal {
+
+// The pids every live ChildProcess of this process watches (of every launcher), so that the
+// orphan reaper leaves them to their watchers. Call on the thread that runs the launchers.
+std::set<int> LiveChildPids();
 
 class ChildProcess : public std::enable_shared_from_this<ChildProcess> {
  public:
@@ -44,6 +49,7 @@ class ChildProcess : public std::enable_shared_from_this<ChildProcess> {
   void Kill();
   // For the launcher's destructor: SIGKILL, reap synchronously, never call back.
   void Abandon();
+  int pid() const { return options_.handle.pid(); }
 
  private:
   void OnReaped(bool ok, int native_status);

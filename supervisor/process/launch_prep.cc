@@ -96,6 +96,14 @@ Status PrepareOutput(const ProcessSpec& spec, PreparedLaunch& prep) {
 // A pipe that already holds the whole secret and whose write end is closed: the child reads the
 // secret, then EOF. The secret fits in the pipe's buffer, so writing never blocks.
 Status PrepareSecret(const ProcessSpec& spec, PreparedLaunch& prep) {
+  if (!spec.secret && spec.inherit_fd >= 0) {
+    if (::fcntl(spec.inherit_fd, F_GETFD) < 0) {
+      return InvalidArgument("the descriptor to hand down (" + std::to_string(spec.inherit_fd) +
+                             ") is not open");
+    }
+    prep.inherited_fd = spec.inherit_fd;
+    return Status::Ok();
+  }
   if (!spec.secret) return Status::Ok();
   if (spec.secret->size() > kMaxSecretBytes) {
     return InvalidArgument("the secret for the child is larger than " +
@@ -130,7 +138,7 @@ ChildSetup PreparedLaunch::Setup() const {
   setup.stdin_fd = dev_null.get();
   setup.stdout_fd = child_output ? child_output.get() : dev_null.get();
   setup.stderr_fd = setup.stdout_fd;
-  setup.secret_fd = secret_read ? secret_read.get() : -1;
+  setup.secret_fd = secret_read ? secret_read.get() : inherited_fd;
   setup.cwd = cwd.empty() ? nullptr : cwd.c_str();
   setup.limits = limits;
   setup.limit_count = limit_count;

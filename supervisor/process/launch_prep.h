@@ -23,6 +23,7 @@ struct PreparedLaunch {
   UniqueFd child_output;  // the child's stdout and stderr: the pipe's write end, the log or null
   UniqueFd pipe_read;     // set when the output is piped to the supervisor
   UniqueFd secret_read;   // the child's end of the secret pipe (already holding the secret)
+  int inherited_fd = -1;  // or the caller's descriptor to hand down as fd 3 (not owned)
   std::optional<LogWriter> log;  // set when the supervisor writes the log itself
   std::array<ChildSetup::Limit, 4> limits{};
   size_t limit_count = 0;

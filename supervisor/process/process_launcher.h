@@ -61,6 +61,12 @@ struct ProcessSpec {
   // file descriptor kSecretFd: a way to hand it a secret that, unlike the environment, no
   // other process can read from /proc. At most kMaxSecretBytes.
   std::optional<std::string> secret;
+  // A launcher with a fork server (ForkingLauncher) may fork this worker from a template
+  // instead of exec'ing argv; others ignore it.
+  bool forkable = false;
+  // If >= 0 (and no secret), this open descriptor of the caller's is handed to the child as
+  // kSecretFd instead (a socket to talk with it, say). The caller keeps and closes its own.
+  int inherit_fd = -1;
 };
 
 inline constexpr int kSecretFd = 3;
@@ -136,7 +142,14 @@ class ProcessLauncher {
 
 // The launcher of real processes, its async work on `io`. REQUIRES: `io` outlives it, and one
 // thread runs `io`. Destroying it SIGKILLs what it still runs and reaps it without on_exit.
+// It also reaps the children it does not know (orphans re-parented to the daemon when it is a
+// child subreaper: see MakeChildSubreaper), on SIGCHLD, so that none stays a zombie.
 std::unique_ptr<ProcessLauncher> MakeRealLauncher(boost::asio::io_context& io);
+
+// prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants of this process are re-parented to it
+// rather than to init, so that it collects their exit status (the workers a fork server
+// makes). kInternal if the kernel refuses.
+Status MakeChildSubreaper();
 
 // /proc/<pid>/stat field 22 (start time in clock ticks after boot). kNotFound if no such pid.
 Result<int64_t> ProcessStartTime(int pid);

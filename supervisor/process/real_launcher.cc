@@ -1,10 +1,17 @@
 // The launcher of real processes: prepares a spec, spawns it, and hands it to a ChildProcess.
 
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <map>
+#include <set>
 
 #include "supervisor/process/child_process.h"
 #include "supervisor/process/launch_prep.h"
@@ -20,9 +27,15 @@ using internal::ChildProcess;
 
 class RealLauncher final : public ProcessLauncher {
  public:
-  explicit RealLauncher(boost::asio::io_context& io) : io_(io), watcher_(io) {}
+  explicit RealLauncher(boost::asio::io_context& io) : io_(io), watcher_(io), sigchld_(io) {
+    boost::system::error_code ec;
+    sigchld_.add(SIGCHLD, ec);
+    if (!ec) WaitForOrphans();
+  }
 
   ~RealLauncher() override {
+    boost::system::error_code ignored;
+    sigchld_.cancel(ignored);
     for (auto& [id, child] : children_) child->Abandon();
     for (auto& [id, token] : watch_tokens_) watcher_.Unwatch(token);
   }
@@ -53,8 +66,35 @@ class RealLauncher final : public ProcessLauncher {
     children_.erase(id);
   }
 
+  // Children of ours that no ChildProcess watches (orphans re-parented to us as a subreaper)
+  // are reaped when they exit, so that none stays a zombie.
+  void WaitForOrphans() {
+    sigchld_.async_wait([this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec,
+                                                                   int) {
+      if (ec || !alive.lock()) return;
+      ReapOrphans();
+      WaitForOrphans();
+    });
+  }
+
+  void ReapOrphans() {
+    int subreaper = 0;
+    // Without it, orphans go to init: every child we have is then one we launched.
+    if (::prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0) != 0 || subreaper == 0) return;
+    std::set<int> known = internal::LiveChildPids();
+    std::ifstream list("/proc/self/task/" + std::to_string(::getpid()) + "/children");
+    int pid = 0;
+    while (list >> pid) {
+      if (known.count(pid) != 0) continue;
+      while (::waitpid(pid, nullptr, WNOHANG) < 0 && errno == EINTR) {
+      }
+    }
+  }
+
   boost::asio::io_context& io_;
   internal::LogRotationWatcher watcher_;
+  boost::asio::signal_set sigchld_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   uint64_t next_id_ = 1;
   std::map<uint64_t, std::shared_ptr<ChildProcess>> children_;
   std::map<uint64_t, int> watch_tokens_;  // children whose log the child itself writes
@@ -133,6 +173,13 @@ Result<ProcessHandle> RealLauncher::Adopt(const AdoptSpec& spec, ExitCallback on
 
 std::unique_ptr<ProcessLauncher> MakeRealLauncher(boost::asio::io_context& io) {
   return std::make_unique<RealLauncher>(io);
+}
+
+Status MakeChildSubreaper() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
+    return Internal(std::string("prctl(PR_SET_CHILD_SUBREAPER): ") + std::strerror(errno));
+  }
+  return Status::Ok();
 }
 
 }  // namespace gsk::process

@@ -4,9 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "supervisor/relay/json_envelope.h"
+#include "supervisor/protocol/json_envelope.h"
 
 namespace gsk::relay {
+
+using namespace protocol;  // NOLINT: the wire format this file speaks
 namespace {
 
 using nlohmann::json;

@@ -10,12 +10,14 @@
 #include "base/fake_clock.h"
 #include "base/fake_timers.h"
 #include "supervisor/process/fake_process_launcher.h"
-#include "supervisor/relay/json_envelope.h"
+#include "supervisor/protocol/json_envelope.h"
 #include "supervisor/relay/messages.h"
 #include "supervisor/workers/observer_list.h"
 
 namespace gsk::relay {
 namespace {
+
+using namespace protocol;  // NOLINT: the wire format under test
 
 using ::testing::HasSubstr;
 using std::chrono::milliseconds;

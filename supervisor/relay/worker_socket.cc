@@ -17,10 +17,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include "supervisor/relay/frame_codec.h"
+#include "supervisor/protocol/frame_codec.h"
 #include "supervisor/relay/messages.h"
 
 namespace gsk::relay {
+
+using namespace protocol;  // NOLINT: the wire format this file speaks
 
 namespace asio = boost::asio;
 using Socket = asio::local::stream_protocol::socket;

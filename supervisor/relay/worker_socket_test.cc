@@ -18,10 +18,12 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "supervisor/relay/frame_codec.h"
+#include "supervisor/protocol/frame_codec.h"
 
 namespace gsk::relay {
 namespace {
+
+using namespace protocol;  // NOLINT: the wire format under test
 
 using nlohmann::json;
 namespace fs = std::filesystem;

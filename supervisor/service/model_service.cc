@@ -6,14 +6,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "supervisor/relay/json_envelope.h"
+#include "supervisor/protocol/json_envelope.h"
 #include "supervisor/relay/messages.h"
 
 namespace gsk::service {
 namespace {
 
 namespace fs = std::filesystem;
-using relay::JsonKind;
+using protocol::JsonKind;
 
 Status BadInput(const std::string& field, const std::string& message) {
   return InvalidArgument(message).WithDetail("reason", "invalid_input").WithDetail("field", field);
@@ -156,22 +156,22 @@ Status ModelService::Servable(const std::string& kernel) const {
 
 Result<ModelService::Envelope> ModelService::ReadEnvelope(std::string_view body,
                                                            bool needs_rows) const {
-  Result<relay::JsonEnvelope> scanned = relay::JsonEnvelope::Scan(body);
+  Result<protocol::JsonEnvelope> scanned = protocol::JsonEnvelope::Scan(body);
   if (!scanned.ok()) {
     return InvalidArgument(scanned.status().message() + "; the body must be a JSON object such "
                            "as {\"model\": \"iris.pkl\", \"columns\": [...], \"rows\": [[...]]}")
         .WithDetail("reason", "invalid_json");
   }
-  const relay::JsonEnvelope& e = *scanned;
+  const protocol::JsonEnvelope& e = *scanned;
   Envelope out;
-  const relay::JsonMember* model = e.Find("model");
+  const protocol::JsonMember* model = e.Find("model");
   if (model == nullptr || model->kind != JsonKind::kString) {
     return BadInput("model", "model: a string is required: the path of the model");
   }
-  GSK_ASSIGN_OR_RETURN(std::string model_text, relay::DecodeJsonString(model->value));
+  GSK_ASSIGN_OR_RETURN(std::string model_text, protocol::DecodeJsonString(model->value));
   GSK_ASSIGN_OR_RETURN(out.model, ResolveModel(model_text));
   out.timeout = options_.call_timeout;
-  if (const relay::JsonMember* t = e.Find("timeoutSeconds"); t != nullptr) {
+  if (const protocol::JsonMember* t = e.Find("timeoutSeconds"); t != nullptr) {
     double seconds = 0;
     auto [end, ec] = std::from_chars(t->value.data(), t->value.data() + t->value.size(), seconds);
     double max = static_cast<double>(options_.max_call_timeout.count()) / 1000.0;
@@ -182,25 +182,25 @@ Result<ModelService::Envelope> ModelService::ReadEnvelope(std::string_view body,
     }
     out.timeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(seconds * 1000)));
   }
-  out.params = "{\"model\":" + relay::EncodeJsonString(out.model.string());
+  out.params = "{\"model\":" + protocol::EncodeJsonString(out.model.string());
   if (!needs_rows) {
     out.params += "}";
     return out;
   }
-  const relay::JsonMember* rows = e.Find("rows");
-  const relay::JsonMember* records = e.Find("records");
-  const relay::JsonMember* columns = e.Find("columns");
+  const protocol::JsonMember* rows = e.Find("rows");
+  const protocol::JsonMember* records = e.Find("records");
+  const protocol::JsonMember* columns = e.Find("columns");
   if ((rows == nullptr) == (records == nullptr)) {
     return BadInput(rows ? "records" : "rows",
                     rows ? "give either \"rows\" (with \"columns\") or \"records\", not both"
                          : "\"rows\" (with \"columns\") or \"records\" is required");
   }
-  for (const relay::JsonMember* m : {rows, records, columns}) {
+  for (const protocol::JsonMember* m : {rows, records, columns}) {
     if (m != nullptr && m->kind != JsonKind::kArray) {
       return BadInput(m->key, "\"" + m->key + "\" must be an array");
     }
   }
-  for (const relay::JsonMember* m : {columns, rows, records}) {
+  for (const protocol::JsonMember* m : {columns, rows, records}) {
     if (m != nullptr) out.params += ",\"" + m->key + "\":" + std::string(m->value);
   }
   out.params += "}";

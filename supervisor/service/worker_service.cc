@@ -96,6 +96,7 @@ Result<workers::LaunchTemplate> WorkerService::Template(const Kernel& k) const {
   t.log_dir = options_.log_dir;
   t.log_rotate_bytes = options_.log_rotate_bytes;
   t.limits = options_.limits;
+  t.forkable = options_.fork_server && k.spec.fork_server;
   std::error_code ec;
   std::filesystem::create_directories(options_.work_dir, ec);
   std::filesystem::create_directories(options_.log_dir, ec);

@@ -28,6 +28,7 @@ struct WorkerServiceOptions {
   uint64_t log_rotate_bytes = 0;
   process::ResourceLimits limits;
   int models_per_worker = 4;  // GSK_MODEL_CACHE_SIZE: models each worker keeps loaded
+  bool fork_server = true;    // workers may be forked from templates (unless a kernel opts out)
   // The heartbeat and the orphan grace the workers are told come from the pool's Timings.
 };
 

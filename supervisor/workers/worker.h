@@ -56,6 +56,7 @@ struct LaunchTemplate {
   std::filesystem::path log_dir;
   uint64_t log_rotate_bytes = 0;
   process::ResourceLimits limits;
+  bool forkable = false;  // ProcessSpec::forkable: a fork server may fork these workers
 };
 
 // What a worker's hello says about it (see worker-shim/PROTOCOL.md).

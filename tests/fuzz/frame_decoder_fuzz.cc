@@ -8,13 +8,13 @@
 #include <string>
 #include <string_view>
 
-#include "supervisor/relay/frame_codec.h"
+#include "supervisor/protocol/frame_codec.h"
 #include "supervisor/relay/messages.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   constexpr std::size_t kMax = 1 << 16;  // small, so that the limit path is reached
   std::string_view input(reinterpret_cast<const char*>(data), size);
-  gsk::relay::FrameDecoder decoder(kMax);
+  gsk::protocol::FrameDecoder decoder(kMax);
   std::size_t step = size == 0 ? 1 : 1 + data[0] % 7;  // vary how reads split the stream
   std::string consumed;
   for (std::size_t at = 0; at < input.size(); at += step) {
@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       auto next = decoder.Next();
       if (!next.ok()) return 0;  // an oversized frame: the connection would close
       if (!next->has_value()) break;
-      auto frame = gsk::relay::EncodeFrame(**next);
+      auto frame = gsk::protocol::EncodeFrame(**next);
       if (!frame.ok()) std::abort();
       consumed += *frame;
       if (input.substr(0, consumed.size()) != consumed) {

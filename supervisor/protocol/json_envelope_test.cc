@@ -1,9 +1,9 @@
-#include "supervisor/relay/json_envelope.h"
+#include "supervisor/protocol/json_envelope.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-namespace gsk::relay {
+namespace gsk::protocol {
 namespace {
 
 TEST(JsonEnvelopeTest, FindsTopLevelMembersAndTheirExactBytes) {
@@ -55,4 +55,4 @@ TEST(JsonEnvelopeTest, StringsDecodeAndEncodeBothWays) {
 }
 
 }  // namespace
-}  // namespace gsk::relay
+}  // namespace gsk::protocol

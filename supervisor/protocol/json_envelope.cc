@@ -1,8 +1,8 @@
-#include "supervisor/relay/json_envelope.h"
+#include "supervisor/protocol/json_envelope.h"
 
 #include <cstdint>
 
-namespace gsk::relay {
+namespace gsk::protocol {
 namespace {
 
 // A validating scanner over the text: each Skip* consumes one JSON element and reports the
@@ -340,4 +340,4 @@ std::string EncodeJsonString(std::string_view text) {
   return out;
 }
 
-}  // namespace gsk::relay
+}  // namespace gsk::protocol

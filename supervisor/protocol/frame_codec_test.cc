@@ -1,8 +1,8 @@
-#include "supervisor/relay/frame_codec.h"
+#include "supervisor/protocol/frame_codec.h"
 
 #include <gtest/gtest.h>
 
-namespace gsk::relay {
+namespace gsk::protocol {
 namespace {
 
 std::string Frame(std::string_view json) {
@@ -80,4 +80,4 @@ TEST(FrameCodecTest, TheLimitItselfIsAllowed) {
 }
 
 }  // namespace
-}  // namespace gsk::relay
+}  // namespace gsk::protocol

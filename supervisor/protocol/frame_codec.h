@@ -11,7 +11,7 @@
 
 #include "base/result.h"
 
-namespace gsk::relay {
+namespace gsk::protocol {
 
 inline constexpr size_t kMaxFrameBytes = size_t{16} << 20;  // 16 MiB, both directions
 
@@ -40,4 +40,4 @@ class FrameDecoder {
   bool failed_ = false;
 };
 
-}  // namespace gsk::relay
+}  // namespace gsk::protocol

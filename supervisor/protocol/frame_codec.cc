@@ -1,6 +1,6 @@
-#include "supervisor/relay/frame_codec.h"
+#include "supervisor/protocol/frame_codec.h"
 
-namespace gsk::relay {
+namespace gsk::protocol {
 
 Result<std::string> EncodeFrame(std::string_view json) {
   if (json.size() > kMaxFrameBytes) {
@@ -46,4 +46,4 @@ Result<std::optional<std::string>> FrameDecoder::Next() {
   return std::optional<std::string>(std::move(payload));
 }
 
-}  // namespace gsk::relay
+}  // namespace gsk::protocol

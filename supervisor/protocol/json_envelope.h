@@ -13,7 +13,7 @@
 
 #include "base/result.h"
 
-namespace gsk::relay {
+namespace gsk::protocol {
 
 enum class JsonKind { kObject, kArray, kString, kNumber, kTrue, kFalse, kNull };
 
@@ -45,4 +45,4 @@ Result<std::string> DecodeJsonString(std::string_view json);
 // `text` as a JSON string value, quotes included.
 std::string EncodeJsonString(std::string_view text);
 
-}  // namespace gsk::relay
+}  // namespace gsk::protocol
