@@ -228,6 +228,7 @@ awaitable<void> HttpServer::Impl::Session(Stream stream, Listener& listener) {
   while (!stopped) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);
+    parser.body_limit(boost::none);  // the route's limit is known, and checked, once the header is
     parser.on_chunk_header(on_chunk);
     conn->state = Connection::State::kWaiting;
     conn->since = Clock::now();
@@ -241,7 +242,7 @@ awaitable<void> HttpServer::Impl::Session(Stream stream, Listener& listener) {
       break;
     }
     if (hec) {
-      co_await RejectAndDrain(stream, ParseErrorResponse(hec, options.max_body_bytes), 11);
+      co_await RejectAndDrain(stream, ParseErrorResponse(hec, 0), 11);
       break;
     }
     conn->state = Connection::State::kReading;
@@ -253,6 +254,10 @@ awaitable<void> HttpServer::Impl::Session(Stream stream, Listener& listener) {
       break;
     }
     uint64_t max_body = BodyLimitFor(header.method_string(), header.target());
+    if (parser.content_length() && *parser.content_length() > max_body) {
+      co_await RejectAndDrain(stream, api::PayloadTooLarge(max_body), header.version());
+      break;
+    }
     parser.body_limit(max_body);
     stream.expires_after(options.read_timeout);
     if (beast::iequals(header[http::field::expect], "100-continue")) {

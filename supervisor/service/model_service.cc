@@ -78,6 +78,7 @@ ModelService::ModelService(KernelService& kernels, workers::WorkerPool& pool, re
 
 Status ModelService::Init() {
   roots_.clear();
+  written_.clear();
   for (const fs::path& root : options_.roots) {
     std::error_code ec;
     fs::create_directories(root, ec);
@@ -87,6 +88,9 @@ Status ModelService::Init() {
                                 ec.message() + " (fix [models] roots)");
     }
     roots_.push_back(real);
+    fs::path written = fs::absolute(root).lexically_normal();
+    if (!written.has_filename()) written = written.parent_path();  // "/x/models/"
+    written_.push_back(written);
   }
   if (roots_.empty()) return FailedPrecondition("no model root is configured ([models] roots)");
   return Status::Ok();
@@ -98,7 +102,7 @@ Result<fs::path> ModelService::ResolveModel(const std::string& text) const {
                                  RootsText(roots_));
   }
   fs::path asked(text);
-  if (asked.is_relative()) asked = roots_.front() / asked;
+  if (asked.is_relative()) asked = written_.front() / asked;
   asked = asked.lexically_normal();
   auto forbidden = [&](const fs::path& where) {
     return FailedPrecondition("model: " + text + " is outside the model roots (" +
@@ -108,8 +112,12 @@ Result<fs::path> ModelService::ResolveModel(const std::string& text) const {
         .WithDetail("reason", "forbidden")
         .WithDetail("field", "model");
   };
+  // As written, the path must already be under a root, in either spelling of it (the root may
+  // itself be, or sit under, a symlink); then, resolved, under a resolved root.
   bool lexically_inside = false;
-  for (const fs::path& root : roots_) lexically_inside = lexically_inside || Under(asked, root);
+  for (const auto* roots : {&roots_, &written_}) {
+    for (const fs::path& root : *roots) lexically_inside = lexically_inside || Under(asked, root);
+  }
   if (!lexically_inside) return forbidden(asked);  // not even looked at
   std::error_code ec;
   fs::path real = fs::canonical(asked, ec);

@@ -77,7 +77,8 @@ class ModelService {
   workers::WorkerPool& pool_;
   relay::Relay& relay_;
   ModelOptions options_;
-  std::vector<std::filesystem::path> roots_;  // canonical
+  std::vector<std::filesystem::path> roots_;    // canonical
+  std::vector<std::filesystem::path> written_;  // as configured (absolute, normalized)
 };
 
 // What a worker's reply says: OK with its result object's text, or the error it carries, as a
