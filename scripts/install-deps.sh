@@ -9,6 +9,11 @@ PACKAGES=(
   libcli11-dev libtomlplusplus-dev libsystemd-dev libssl-dev
   libgtest-dev libgmock-dev
   python3 python3-venv python3-pip-whl python3-setuptools-whl sqlite3 curl systemd procps
+  # Run time of tests/models (Debian's numpy/scipy/scikit-learn/pandas repacked as wheels, see
+  # tests/models/README.md): the native libraries their compiled modules link to, and tzdata
+  # (pytz, dateutil). Never python3-sklearn/python3-scipy/python3-pandas: python3-scipy pulls
+  # libboost-dev (1.74) through python3-pythran, which conflicts with libboost1.81-dev.
+  liblbfgsb0 libblas3 liblapack3 libgfortran5 libgomp1 libstdc++6 libgcc-s1 tzdata
 )
 
 missing=()

@@ -29,7 +29,7 @@ from .documents import (BASE_CONFIG, HEX64_RE, HUB_KERNEL, KERNEL_STATUSES, VOLA
                         config_toml, kernel_doc, stable, toml_str)
 from .environments import (STRICT, ControlledIndex, build_wheels, env_distributions, known_bug,
                            minor_of, preferred_minor, pyenv_pythons, run_in_env, usable_minors,
-                           write_big_wheel)
+                           write_big_wheel, write_package_wheel)
 from .http_io import (Response, UnixHTTPConnection, do_request, free_port, parse_raw_response,
                       raw_exchange, read_one_response, read_until_closed, send_streaming)
 from .processes import (CLK_TCK, alive, cpu_seconds, cpu_ticks, kill_all, kill_leftovers,

@@ -1,6 +1,7 @@
-"""Managed environments for the tests: the test wheels of tests/wheels/make_wheels.py (and big
-ones for the disk budget), a local PEP 503 index (tests/wheels/local_index.py) that can be
-slowed down or held, the interpreters the daemon found, and looks into the envs it built."""
+"""Managed environments for the tests: the test wheels of tests/wheels/make_wheels.py (big ones
+for the disk budget, and wheels of a test's own modules), a local PEP 503 index
+(tests/wheels/local_index.py) that can be slowed down or held, the interpreters the daemon
+found, and looks into the envs it built."""
 
 import json
 import os
@@ -65,6 +66,30 @@ def write_big_wheel(out_dir, name, version, size_bytes, seed=0):
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
         for arcname, payload in members:
             zi = zipfile.ZipInfo(arcname, date_time=make_wheels.ZIP_EPOCH)
+            zi.external_attr = 0o100644 << 16
+            zi.create_system = 3
+            zf.writestr(zi, payload)
+    return path
+
+
+def write_package_wheel(out_dir, name, version, files, requires=()):
+    """A py3-none-any wheel of project `name` holding `files` ({path in the wheel: text}, e.g.
+    {"my_pkg/__init__.py": "..."}), with make_wheels.py's metadata; returns its path."""
+    info = f"{make_wheels.dist_name(name)}-{version}.dist-info"
+    tops = sorted({p.split("/")[0].split(".")[0] for p in files})
+    members = [(p, text.encode("utf-8")) for p, text in sorted(files.items())]
+    members += [
+        (f"{info}/METADATA", make_wheels.metadata_text(name, version, list(requires)).encode()),
+        (f"{info}/WHEEL", make_wheels.wheel_text().encode()),
+        (f"{info}/top_level.txt", "".join(t + "\n" for t in tops).encode()),
+    ]
+    record = "".join(f"{p},{make_wheels.record_hash(d)},{len(d)}\n" for p, d in members)
+    members.append((f"{info}/RECORD", (record + f"{info}/RECORD,,\n").encode()))
+    path = os.path.join(out_dir, f"{make_wheels.dist_name(name)}-{version}-{make_wheels.TAG}.whl")
+    with zipfile.ZipFile(path, "w") as zf:
+        for arcname, payload in members:
+            zi = zipfile.ZipInfo(arcname, date_time=make_wheels.ZIP_EPOCH)
+            zi.compress_type = zipfile.ZIP_DEFLATED
             zi.external_attr = 0o100644 << 16
             zi.create_system = 3
             zf.writestr(zi, payload)
