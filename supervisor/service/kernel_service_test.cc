@@ -183,6 +183,7 @@ TEST_F(KernelServiceTest, ChangedIndexSettingsRehashEveryKernelAtStart) {
   EXPECT_NE(k->env_hash, before);
   EXPECT_EQ(store_->GetKernel("fraud-model").value()->env_hash, k->env_hash);  // written
   EXPECT_EQ(k->generation, 1);  // the document did not change
+  const std::string rehashed = k->env_hash;  // k dies with the Delete below
   auto events = store_->ListEvents({});
   ASSERT_TRUE(events.ok());
   EXPECT_EQ(events->back().kind, "kernels.rehashed");
@@ -190,7 +191,7 @@ TEST_F(KernelServiceTest, ChangedIndexSettingsRehashEveryKernelAtStart) {
   ASSERT_TRUE(service_->Delete("fraud-model", {}).ok());
   auto again = service_->Create(kHubDocument, {});
   ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again->kernel->env_hash, k->env_hash);
+  EXPECT_EQ(again->kernel->env_hash, rehashed);
   // Read again with the same settings: nothing to rewrite.
   size_t event_count = EventCount();
   Make("index_url=http://127.0.0.1:9/simple\n");
