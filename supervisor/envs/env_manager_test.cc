@@ -101,7 +101,7 @@ class EnvManagerTest : public ::testing::Test {
     std::ofstream(manager_->EnvPath(hash) / "lib.py") << std::string(1000, 'x');
     launcher_.Exit(venv, 0);
     launcher_.Exit(LatestLaunch("install"), 0);
-    launcher_.Exit(LatestLaunch("import"), 0);
+    launcher_.Exit(LatestLaunch("write-packages"), 0);
     timers_.Advance(milliseconds(0));
   }
 

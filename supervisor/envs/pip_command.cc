@@ -65,9 +65,10 @@ Command PipInstallCommand(const PipInputs& in) {
 }
 
 Command VerifyCommand(const PipInputs& in) {
-  return {{(in.venv_dir / "bin/python").string(), "-E", "-s", "-c",
-           "import sys, giskard_worker_shim; print(sys.version.split()[0], "
-           "giskard_worker_shim.__version__)"},
+  // Imports the shim and records the env's package list once, in the env: workers read it at
+  // start instead of scanning every installed distribution (the env never changes once built).
+  return {{(in.venv_dir / "bin/python").string(), "-E", "-s", "-m", "giskard_worker_shim",
+           "write-packages", (in.venv_dir / ".gsk-packages.json").string()},
           BuildEnvironment(in.venv_dir, in.scratch_dir)};
 }
 

@@ -136,6 +136,24 @@ class Slow:
 SLOW = Slow()
 
 
+LINGER = threading.Event()
+
+
+def start_a_thread():
+    """What unpickling a ThreadStarter calls: starts a (daemon) thread, as some libraries do
+    when imported, and returns a model."""
+    threading.Thread(target=LINGER.wait, args=(4 * TIMEOUT,), name="fixture-thread",
+                     daemon=True).start()
+    return CreditModel()
+
+
+class ThreadStarter:
+    """Pickles to a call of start_a_thread."""
+
+    def __reduce__(self):
+        return start_a_thread, ()
+
+
 class ModelTestCase(unittest.TestCase):
     """A temporary directory for model files; sys.path, the modules imported from it and the
     optional-import cache restored after each test. Optional modules count as missing unless a test says."""

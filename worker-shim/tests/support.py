@@ -37,12 +37,13 @@ def shim_env(**extra):
 class Shim:
     """A shim subprocess whose stdout and stderr go to files (no pipe can fill up and block)."""
 
-    def __init__(self, args, env, cwd=None, pass_fds=()):
+    def __init__(self, args, env, cwd=None, pass_fds=(), python=None):
         self._dir = tempfile.TemporaryDirectory(prefix="shim-out-")
         self.stdout_path = os.path.join(self._dir.name, "stdout")
         self.stderr_path = os.path.join(self._dir.name, "stderr")
+        python = python or sys.executable
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "giskard_worker_shim"] + args,
+            self.proc = subprocess.Popen([python, "-m", "giskard_worker_shim"] + args,
                                          env=env, cwd=cwd, stdout=out, stderr=err,
                                          stdin=subprocess.DEVNULL, pass_fds=pass_fds)
         self.pid = self.proc.pid
@@ -57,6 +58,14 @@ class Shim:
 
     def wait(self, timeout=TIMEOUT):
         return self.proc.wait(timeout=timeout)
+
+    def wait_for_stderr(self, text, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.stderr():
+                return True
+            time.sleep(0.02)
+        return text in self.stderr()
 
     def wait_for_stdout(self, text, timeout=TIMEOUT):
         deadline = time.monotonic() + timeout

@@ -1,7 +1,9 @@
 """The command line as users see it."""
 
+import os
 import subprocess
 import sys
+import tempfile
 import unittest
 
 import giskard_worker_shim
@@ -38,8 +40,21 @@ class CliTest(unittest.TestCase):
             self.assertEqual(result.returncode, 2)
             self.assertIn("usage:", result.stdout)
 
-    def test_serve_managed_is_hidden(self):
-        self.assertNotIn("serve-managed", run("--help").stdout)
+    def test_supervisor_commands_are_hidden(self):
+        usage = run("--help").stdout
+        for command in ("serve-managed", "serve-template", "write-packages"):
+            self.assertNotIn(command, usage)
+
+    def test_write_packages_usage(self):
+        for args in ([], ["a", "b"], ["--help"]):
+            result = run("write-packages", *args)
+            self.assertEqual(result.returncode, 2)
+            self.assertIn("usage:", result.stderr)
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "missing", "packages.json")
+            result = run("write-packages", path)
+            self.assertEqual(result.returncode, 1)
+            self.assertIn("cannot write %s" % path, result.stderr)
 
     def test_start_requires_a_name(self):
         result = run("worker", "start", "-k", "k")

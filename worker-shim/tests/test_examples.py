@@ -1,5 +1,6 @@
 """The example frames of PROTOCOL.md (protocol-examples/*.json) are valid messages with the
-documented fields. File names are TYPE.json or TYPE-VARIANT.json."""
+documented fields. File names are TYPE.json or TYPE-VARIANT.json for the worker protocol, and
+template-TYPE.json (with "_" written "-") for the frames of the template's socket."""
 
 import glob
 import json
@@ -7,7 +8,7 @@ import os
 import re
 import unittest
 
-from giskard_worker_shim import environment, methods, optional
+from giskard_worker_shim import environment, methods, optional, template
 from giskard_worker_shim.dispatch import default_dispatcher
 from giskard_worker_shim.executor import invoke
 from giskard_worker_shim.models import ModelCache
@@ -29,13 +30,26 @@ REQUIRED = {
     "request": {"id": str, "method": str, "params": dict},
     "reply": {"id": str},
 }
+TEMPLATE_REQUIRED = {
+    "ready": {"pid": int, "shimVersion": str, "pythonVersion": str, "preloaded": list},
+    "fork": {"id": str, "workerId": str, "token": str, "socket": str,
+             "heartbeatSeconds": (int, float), "orphanGraceSeconds": (int, float), "env": dict,
+             "cwd": str, "logFile": str, "limits": dict},
+    "forked": {"id": str, "pid": int},
+    "fork_failed": {"id": str, "error": str},
+}
+TEMPLATE_PREFIX = "template-"
 
 
-def load_examples():
+def load_examples(template_frames=False):
+    """The worker protocol's examples, or (template_frames) those of the template's socket."""
     examples = {}
     for path in sorted(glob.glob(os.path.join(EXAMPLES, "*.json"))):
+        name = os.path.basename(path)
+        if name.startswith(TEMPLATE_PREFIX) != template_frames:
+            continue
         with open(path, encoding="utf-8") as f:
-            examples[os.path.basename(path)] = json.load(f)
+            examples[name] = json.load(f)
     return examples
 
 
@@ -89,8 +103,56 @@ class ExamplesTest(unittest.TestCase):
     def test_protocol_md_names_every_example(self):
         with open(os.path.join(ROOT, "PROTOCOL.md"), encoding="utf-8") as f:
             text = f.read()
-        for name in self.examples:
+        for name in list(self.examples) + list(load_examples(template_frames=True)):
             self.assertTrue(name in text, "PROTOCOL.md does not mention " + name)
+
+
+class TemplateExamplesTest(unittest.TestCase):
+    """The frames of the template's socket (section "Fork server" of PROTOCOL.md)."""
+
+    def setUp(self):
+        self.examples = load_examples(template_frames=True)
+
+    def test_one_example_per_type_with_its_fields(self):
+        self.assertEqual(set(self.examples), {TEMPLATE_PREFIX + kind.replace("_", "-") + ".json"
+                                              for kind in TEMPLATE_REQUIRED})
+        for name, message in self.examples.items():
+            with self.subTest(example=name):
+                kind = name[len(TEMPLATE_PREFIX):-len(".json")].replace("-", "_")
+                self.assertEqual(message["type"], kind)
+                for field, types in TEMPLATE_REQUIRED[kind].items():
+                    self.assertIsInstance(message[field], types, field)
+                    self.assertNotIsInstance(message[field], bool, field)
+                self.assertEqual(FrameDecoder().feed(encode_frame(message)), [message])
+
+    def test_frames_match_what_the_template_sends(self):
+        ready = self.examples["template-ready.json"]
+        self.assertEqual(set(ready), set(template.ready(["/m"])))
+        self.assertTrue(all(os.path.isabs(path) for path in ready["preloaded"]))
+        self.assertEqual(set(self.examples["template-forked.json"]), set(template.forked("f", 1)))
+        self.assertEqual(self.examples["template-forked.json"]["id"],
+                         self.examples["template-fork.json"]["id"])
+        self.assertEqual(set(self.examples["template-fork-failed.json"]),
+                         set(template.fork_failed("f", "why")))
+
+    def test_fork_request_is_accepted_and_its_variant_refused(self):
+        fork = self.examples["template-fork.json"]
+        request = template.parse_fork(fork)
+        self.assertEqual(request.request_id, fork["id"])
+        self.assertEqual(request.settings.worker_id, fork["workerId"])
+        self.assertEqual(request.settings.token, fork["token"])
+        self.assertEqual(request.settings.socket_path, fork["socket"])
+        self.assertEqual(request.settings.heartbeat_seconds, fork["heartbeatSeconds"])
+        self.assertEqual(request.settings.grace_seconds, fork["orphanGraceSeconds"])
+        self.assertEqual((request.env, request.cwd, request.log_file),
+                         (fork["env"], fork["cwd"], fork["logFile"]))
+        self.assertEqual(set(fork["limits"]), {name for name, _ in template.LIMITS})
+        self.assertEqual(len(request.limits),
+                         sum(value is not None for value in fork["limits"].values()))
+        failed = self.examples["template-fork-failed.json"]
+        with self.assertRaises(template.BadRequest) as caught:
+            template.parse_fork(dict(fork, id=failed["id"], cwd="workers/k-1a2b3c4d"))
+        self.assertEqual(str(caught.exception), failed["error"])
 
 
 class ModelExamplesTest(ModelTestCase):

@@ -1,17 +1,19 @@
 """The real shim in managed mode (a subprocess) against a fake supervisor on a Unix socket."""
 
 import importlib.metadata
+import json
 import os
 import platform
 import re
 import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
-from tests.support import TIMEOUT, FakeSupervisor, Shim, shim_env
+from tests.support import SRC, TIMEOUT, FakeSupervisor, Shim, shim_env
 
 TOKEN = "tok-0123456789abcdef"
 
@@ -202,6 +204,103 @@ class RegistrationTest(ManagedTestCase):
         self.assertTrue(lines)
         for line in lines:
             self.assertRegex(line, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4} [A-Z]+ ")
+
+
+class FastExitTest(ManagedTestCase):
+    """A stopped worker ends with os._exit: its log is flushed, but the interpreter's
+    finalization (here: an atexit handler that sitecustomize installs) does not run."""
+
+    SITECUSTOMIZE = ("import atexit, os\n"
+                     "atexit.register(lambda: open(os.environ['GSK_TEST_ATEXIT_MARKER'] + '.%d'"
+                     " % os.getpid(), 'w').close())\n")
+
+    def test_stopped_worker_skips_finalization(self):
+        site = os.path.join(self.dir, "site")
+        os.makedirs(site)
+        with open(os.path.join(site, "sitecustomize.py"), "w") as f:
+            f.write(self.SITECUSTOMIZE)
+        marker = os.path.join(self.dir, "atexit")
+        env = shim_env(GSK_SUPERVISOR_SOCKET=self.supervisor.path, GSK_WORKER_ID="w-42",
+                       GSK_WORKER_TOKEN=TOKEN, GSK_TEST_ATEXIT_MARKER=marker)
+        env["PYTHONPATH"] = SRC + os.pathsep + site
+        for stop in ("shutdown", "sigterm"):
+            with self.subTest(stop=stop):
+                shim = Shim(["serve-managed"], env)
+                self.addCleanup(shim.cleanup)
+                peer, _ = self.supervisor.register()
+                if stop == "shutdown":
+                    peer.request("r1", "shutdown")
+                else:
+                    shim.terminate()
+                peer.expect_eof()
+                self.assertExit(shim, 0)
+                self.assertTrue(shim.stderr().rstrip().endswith("stopped"), shim.stderr())
+                self.assertFalse(os.path.exists("%s.%d" % (marker, shim.pid)))
+        # The marker does appear when an interpreter exits normally.
+        subprocess.run([sys.executable, "-c", "pass"], env=env, timeout=TIMEOUT, check=True)
+        self.assertEqual(len([n for n in os.listdir(self.dir) if n.startswith("atexit.")]), 1)
+
+
+class PackagesFileTest(ManagedTestCase):
+    """.gsk-packages.json in a real virtualenv (sys.prefix): written by write-packages, read by
+    hello, ignored by the environment request."""
+
+    def setUp(self):
+        super().setUp()
+        self.venv = os.path.join(self.dir, "venv")
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", self.venv],
+                       stdout=subprocess.DEVNULL, timeout=120, check=True)
+        self.python = os.path.join(self.venv, "bin", "python")
+        self.file = os.path.join(self.venv, ".gsk-packages.json")
+
+    def scanned(self):
+        code = ("import json, sys\nfrom giskard_worker_shim import environment\n"
+                "sys.stdout.write(json.dumps(environment.installed_packages()))")
+        result = subprocess.run([self.python, "-c", code], env=shim_env(),
+                                stdout=subprocess.PIPE, timeout=TIMEOUT, check=True)
+        return json.loads(result.stdout.decode())
+
+    def hello_and_environment(self):
+        env = shim_env(GSK_SUPERVISOR_SOCKET=self.supervisor.path, GSK_WORKER_ID="w-42",
+                       GSK_WORKER_TOKEN=TOKEN)
+        shim = Shim(["serve-managed"], env, python=self.python)
+        self.addCleanup(shim.cleanup)
+        peer, hello = self.supervisor.register()
+        self.assertEqual(hello["env"]["pythonExecutable"], self.python)
+        environment = peer.request("r1", "environment")["result"]
+        peer.request("r2", "shutdown")
+        peer.expect_eof()
+        self.assertExit(shim, 0)
+        return hello["env"]["packages"], environment["packages"], shim.stderr()
+
+    def test_write_packages_then_hello_reads_the_file(self):
+        result = subprocess.run([self.python, "-m", "giskard_worker_shim", "write-packages",
+                                 self.file], env=shim_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, universal_newlines=True,
+                                timeout=TIMEOUT)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        scanned = self.scanned()
+        self.assertEqual(result.stdout, "wrote %d packages to %s\n" % (len(scanned), self.file))
+        with open(self.file, encoding="utf-8") as f:
+            self.assertEqual(json.load(f), scanned)
+        self.assertEqual([n for n in os.listdir(self.venv) if n.endswith(".tmp")], [])
+        # hello takes the list from the file (here a fake one); `environment` scans.
+        fake = [{"name": "fake-package", "version": "9.9"}]
+        with open(self.file, "w", encoding="utf-8") as f:
+            json.dump(fake, f)
+        hello_packages, environment_packages, _ = self.hello_and_environment()
+        self.assertEqual(hello_packages, fake)
+        self.assertEqual(environment_packages, scanned)
+
+    def test_missing_or_bad_file_means_a_scan(self):
+        hello_packages, _, stderr = self.hello_and_environment()
+        self.assertEqual(hello_packages, self.scanned())
+        self.assertNotIn("package list", stderr)
+        with open(self.file, "w", encoding="utf-8") as f:
+            f.write('{"not": "a list"}')
+        hello_packages, _, stderr = self.hello_and_environment()
+        self.assertEqual(hello_packages, self.scanned())
+        self.assertIn("is not a package list", stderr)
 
 
 class ReconnectTest(ManagedTestCase):

@@ -1,11 +1,14 @@
 """Command line: `giskard-worker worker start|stop|logs` (also `python -m giskard_worker_shim`),
-and the hidden `serve-managed` that giskard-supervisor runs in managed virtualenvs.
+and the hidden commands giskard-supervisor runs in managed virtualenvs: `serve-managed` (a
+worker), `serve-template` (a fork server of workers) and `write-packages PATH` (the package
+list of a freshly built environment).
 """
 
 import argparse
 import os
 import sys
-from typing import List, Optional
+import traceback
+from typing import Callable, List, Optional
 
 from giskard_worker_shim import __version__, log
 from giskard_worker_shim.unmanaged import DEFAULT_URL, UsageError
@@ -66,14 +69,51 @@ def _run(args: argparse.Namespace) -> int:
     return unmanaged.logs(environ, args.name, args.lines, args.follow)
 
 
+def _serve_and_exit(serve: Callable[[], int]) -> int:
+    """Runs a managed worker or template, then ends the process at once (managed.exit_now):
+    no interpreter finalization. An unexpected exception is printed and exits 1."""
+    from giskard_worker_shim.managed import exit_now  # noqa: PLC0415
+
+    log.configure(verbose=os.environ.get("GSK_WORKER_VERBOSE") == "1")
+    try:
+        code = serve()
+    except SystemExit as e:
+        code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+    except BaseException:  # noqa: BLE001 (a bug: say where, and exit like Python would)
+        traceback.print_exc()
+        code = 1
+    exit_now(code)
+    return code  # not reached
+
+
+def _write_packages(argv: List[str], prog: str) -> int:
+    if len(argv) != 1 or not argv[0] or argv[0].startswith("-"):
+        print("usage: %s write-packages PATH" % prog, file=sys.stderr)
+        return 2
+    from giskard_worker_shim import environment  # noqa: PLC0415
+
+    try:
+        packages = environment.write_packages(argv[0])
+    except OSError as e:
+        print("%s: error: cannot write %s: %s" % (prog, argv[0], e), file=sys.stderr)
+        return 1
+    print("wrote %d packages to %s" % (len(packages), argv[0]))
+    return 0
+
+
 def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve-managed"]:
         from giskard_worker_shim.managed import serve_managed  # noqa: PLC0415
 
-        log.configure(verbose=os.environ.get("GSK_WORKER_VERBOSE") == "1")
-        return serve_managed(os.environ)
+        return _serve_and_exit(lambda: serve_managed(os.environ))
+    if argv[:1] == ["serve-template"]:
+        from giskard_worker_shim.template import serve_template  # noqa: PLC0415
+
+        return _serve_and_exit(lambda: serve_template(os.environ))
     prog = prog or os.path.basename(sys.argv[0]) or "giskard-worker"
+    if argv[:1] == ["write-packages"]:
+        return _write_packages(argv[1:], prog)
     parser = _parser(prog)
     args = parser.parse_args(argv)
     if args.command is None or getattr(args, "action", None) is None:

@@ -38,17 +38,19 @@ def _ping(params: Dict[str, Any]) -> Dict[str, Any]:
 
 def _environment(params: Dict[str, Any]) -> Dict[str, Any]:
     del params
-    return environment.collect()
+    return environment.collect(scan=True)  # afresh: never the list stored at build time
 
 
-def default_dispatcher() -> Dispatcher:
+def default_dispatcher(cache: Optional[models.ModelCache] = None) -> Dispatcher:
     """The methods of protocol version 1. `shutdown` is handled by the worker loop itself. The
-    model methods share one model cache (sized by GSK_MODEL_CACHE_SIZE), which only the
-    executor thread touches."""
+    model methods share one model cache (by default a new one sized by GSK_MODEL_CACHE_SIZE;
+    a worker forked from a template gets the template's, preloaded models included), which
+    only the executor thread touches."""
     dispatcher = Dispatcher()
     dispatcher.register("ping", _ping, inline=True)
     dispatcher.register("environment", _environment, inline=True)
-    cache = models.ModelCache(models.cache_size_from_env())
+    if cache is None:
+        cache = models.ModelCache(models.cache_size_from_env())
     dispatcher.register("load_model", functools.partial(methods.load_model, cache))
     dispatcher.register("predict", functools.partial(methods.predict, cache))
     return dispatcher

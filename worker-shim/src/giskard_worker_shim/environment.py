@@ -1,8 +1,15 @@
 """What the worker reports about itself: interpreter, platform, process identity, packages.
 
-Pure functions, safe from any thread.
+An environment is immutable once built, so its package list is computed once, at build time,
+by `write_packages` (`python -m giskard_worker_shim write-packages <venv>/.gsk-packages.json`);
+the `hello` of every worker reads that file instead of scanning importlib.metadata, which is
+slow. The `environment` request still scans afresh.
+
+Pure functions (file reads and writes only), safe from any thread.
 """
 
+import json
+import logging
 import os
 import platform
 import re
@@ -11,7 +18,11 @@ from typing import Any, Dict, List, Optional
 
 from giskard_worker_shim import __version__
 
+log = logging.getLogger("giskard_worker_shim")
+
 _SEPARATORS = re.compile(r"[-_.]+")
+
+PACKAGES_FILE = ".gsk-packages.json"  # in sys.prefix, the root of the virtualenv
 
 
 def normalize_name(name: str) -> str:
@@ -67,8 +78,73 @@ def installed_packages() -> List[Dict[str, str]]:
     return [{"name": name, "version": seen[name]} for name in sorted(seen)]
 
 
-def collect() -> Dict[str, Any]:
-    """The `env` object of `hello` and the result of the `environment` request."""
+def packages_file() -> str:
+    """Where the package list of this environment is stored: sys.prefix/.gsk-packages.json."""
+    return os.path.join(sys.prefix, PACKAGES_FILE)
+
+
+def write_packages(path: str) -> List[Dict[str, str]]:
+    """Scans the packages (installed_packages) and writes them to `path` as a JSON list,
+    atomically (a temporary file in the same directory, renamed over `path`). Returns them."""
+    found = installed_packages()
+    data = json.dumps(found, ensure_ascii=False, separators=(",", ":")) + "\n"
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return found
+
+
+def read_packages(path: str) -> Optional[List[Dict[str, str]]]:
+    """The list `write_packages` stored in `path`; None if the file is missing, unreadable or
+    not such a list (a bad file is logged)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        log.warning("cannot read %s (%s); scanning the installed packages instead", path, e)
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, list):
+            raise ValueError("not a JSON list")
+        stored = []  # type: List[Dict[str, str]]
+        for entry in data:
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
+                    or not isinstance(entry.get("version"), str):
+                raise ValueError('an entry is not {"name": "...", "version": "..."}')
+            stored.append({"name": entry["name"], "version": entry["version"]})
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError included
+        log.warning("%s is not a package list (%s); scanning the installed packages instead",
+                    path, e)
+        return None
+    return stored
+
+
+def packages(scan: bool = False) -> List[Dict[str, str]]:
+    """The environment's packages: from its .gsk-packages.json when there is one (unless
+    `scan`), else scanned from importlib.metadata."""
+    if not scan:
+        stored = read_packages(packages_file())
+        if stored is not None:
+            return stored
+    return installed_packages()
+
+
+def collect(scan: bool = False) -> Dict[str, Any]:
+    """The `env` object of `hello` (packages from .gsk-packages.json when present) and, with
+    `scan`, the result of the `environment` request (packages scanned afresh)."""
     return {
         "pythonVersion": platform.python_version(),
         "pythonExecutable": sys.executable,
@@ -78,5 +154,5 @@ def collect() -> Dict[str, Any]:
         "pid": os.getpid(),
         "processStartTime": process_start_time(),
         "shimVersion": __version__,
-        "packages": installed_packages(),
+        "packages": packages(scan),
     }

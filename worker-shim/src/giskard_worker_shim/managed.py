@@ -1,6 +1,7 @@
 """Managed mode: the supervisor starts `python -m giskard_worker_shim serve-managed` in a
-kernel's virtualenv with its settings in environment variables, and the worker dials back over
-the supervisor's Unix socket.
+kernel's virtualenv with its settings in environment variables, or forks the worker from the
+virtualenv's template (template.py), which hands the same settings over directly; either way
+the worker dials back over the supervisor's Unix socket.
 """
 
 import logging
@@ -8,9 +9,10 @@ import os
 import platform
 import socket
 import sys
-from typing import Dict, MutableMapping, NamedTuple
+from typing import Dict, MutableMapping, NamedTuple, Optional
 
 from giskard_worker_shim import __version__
+from giskard_worker_shim.dispatch import Dispatcher
 from giskard_worker_shim.protocol import FramedSocket
 from giskard_worker_shim.worker import EXIT_USAGE, Worker, WorkerOptions
 
@@ -108,6 +110,14 @@ def serve_managed(environ: MutableMapping[str, str]) -> int:
     # The token is for this process only: keep it from model code and its subprocesses.
     environ.pop("GSK_WORKER_TOKEN", None)
     environ.pop("GSK_WORKER_TOKEN_FD", None)
+    return run(settings)
+
+
+def run(settings: Settings, dispatcher: Optional[Dispatcher] = None,
+        template_pid: Optional[int] = None) -> int:
+    """Serves as the managed worker `settings` describes until it stops; returns the exit code.
+    A worker forked from a template passes the template's dispatcher (its model cache holds
+    the preloaded models) and the template's pid (for the log)."""
     path = settings.socket_path
 
     def dial() -> FramedSocket:
@@ -126,10 +136,28 @@ def serve_managed(environ: MutableMapping[str, str]) -> int:
         log.info("registered with the supervisor (pid %s) as worker %s",
                  welcome.get("supervisorPid"), worker_id)
 
-    log.info("worker %s starting: Python %s at %s, shim %s, pid %d, supervisor socket %s",
+    log.info("worker %s starting: Python %s at %s, shim %s, pid %d%s, supervisor socket %s",
              worker_id, platform.python_version(), sys.executable, __version__, os.getpid(),
-             path)
+             "" if template_pid is None else " (forked from template %d)" % template_pid, path)
     options = WorkerOptions(worker_id, token=settings.token,
                             heartbeat_seconds=settings.heartbeat_seconds,
                             grace_seconds=settings.grace_seconds)
-    return Worker(dial, options, on_welcome=on_welcome).run()
+    return Worker(dial, options, dispatcher=dispatcher, on_welcome=on_welcome).run()
+
+
+def exit_now(code: int) -> None:
+    """Ends the process with `code` at once, after flushing the log, stdout and stderr: no
+    interpreter finalization (module teardown, garbage collection of every object, atexit),
+    which costs several milliseconds per worker when many stop together. The worker has
+    closed its connection gracefully before; nothing else needs cleaning up."""
+    try:
+        logging.shutdown()  # flushes (and closes) every handler
+    except Exception:  # noqa: BLE001 (exiting anyway)
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:  # noqa: BLE001 (a closed or broken stream: nothing more to say)
+            pass
+    os._exit(code)
