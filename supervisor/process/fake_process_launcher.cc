@@ -1,5 +1,9 @@
 #include "supervisor/process/fake_process_launcher.h"
 
+#include <fcntl.h>
+
+#include <string>
+
 namespace gsk::process {
 
 Result<ProcessHandle> FakeProcessLauncher::Launch(ProcessSpec spec, ExitCallback on_exit) {
@@ -10,7 +14,13 @@ Result<ProcessHandle> FakeProcessLauncher::Launch(ProcessSpec spec, ExitCallback
   }
   int pid = next_pid_++;
   ProcessHandle handle(launches_.size() + 1, pid, spec.new_process_group ? pid : 0, 100'000 + pid);
-  launches_.push_back({handle, std::move(spec), true, std::move(on_exit)});
+  int inherited = -1;
+  if (spec.inherit_fd >= 0) {
+    inherited = ::fcntl(spec.inherit_fd, F_DUPFD_CLOEXEC, 0);
+    if (inherited < 0) return Internal("duplicating inherit_fd " + std::to_string(spec.inherit_fd));
+    inherited_.emplace_back(inherited);
+  }
+  launches_.push_back({handle, std::move(spec), true, std::move(on_exit), false, inherited});
   return handle;
 }
 

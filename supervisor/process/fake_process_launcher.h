@@ -1,7 +1,9 @@
 // FakeProcessLauncher: a ProcessLauncher for unit tests that starts nothing. It hands out pids
 // (from 1000 up), records launches, stops and kills, and lets the test make a process print
 // lines or exit. Callbacks run synchronously inside Output/Exit/ExitBySignal, never inside
-// Launch/Stop/Kill, as with the real launcher. Not thread-safe: use it from the test thread.
+// Launch/Stop/Kill, as with the real launcher. A spec's inherit_fd is duplicated and kept open,
+// as the child would hold it, so that the test can play the child's end (Launched::inherited_fd,
+// closed with the fake). Not thread-safe: use it from the test thread.
 #pragma once
 
 #include <chrono>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "supervisor/process/process_launcher.h"
+#include "supervisor/process/unique_fd.h"
 
 namespace gsk::process {
 
@@ -22,6 +25,7 @@ class FakeProcessLauncher final : public ProcessLauncher {
     bool running = true;
     ExitCallback on_exit;
     bool adopted = false;  // by Adopt, not Launch
+    int inherited_fd = -1;  // the fake's duplicate of spec.inherit_fd, if any
   };
   struct Signaled {
     int pid = 0;
@@ -58,6 +62,7 @@ class FakeProcessLauncher final : public ProcessLauncher {
   std::vector<Signaled> stops_;
   std::optional<Status> next_failure_;
   std::vector<std::pair<int, int64_t>> foreign_;
+  std::vector<internal::UniqueFd> inherited_;
   int next_pid_ = 1000;
 };
 

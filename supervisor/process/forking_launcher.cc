@@ -77,7 +77,7 @@ struct ForkingLauncher::Template {
   protocol::FrameDecoder decoder;
   std::optional<ProcessHandle> handle;
   Clock::time_point since;  // of the state
-  int workers = 0;          // live workers forked from it
+  int workers = 0;          // live workers of its env launched here: forked, or exec'd instead
   TimerId idle_timer = 0;
 };
 
@@ -149,7 +149,11 @@ Result<ProcessHandle> ForkingLauncher::Launch(ProcessSpec spec, ExitCallback on_
     Retire(t, forked.status().message());
   }
   ++counts_.executed;  // this one the classic way, while the template warms up or is away
-  return inner_.Launch(std::move(spec), std::move(on_exit));
+  // It uses the env all the same: the template stays while it runs.
+  Result<ProcessHandle> launched =
+      inner_.Launch(std::move(spec), CountedIn(t, std::move(on_exit)));
+  if (launched.ok()) ++t.workers;
+  return launched;
 }
 
 void ForkingLauncher::StartTemplate(Template& t, const ProcessSpec& worker) {
@@ -282,13 +286,8 @@ Result<ProcessHandle> ForkingLauncher::Fork(Template& t, const ProcessSpec& spec
       Result<int64_t> ticks = ProcessStartTime(pid);
       if (pid <= 0 || !ticks.ok()) return Internal("the forked worker is already gone");
       AdoptSpec adopt{pid, *ticks, true, spec.log_file, spec.log_rotate_bytes};
-      std::weak_ptr<int> alive = alive_;
-      fs::path env_root = t.env;
-      auto watched = [this, alive, env_root, on_exit = std::move(on_exit)](const ExitInfo& e) {
-        if (alive.lock()) WorkerGone(env_root);
-        on_exit(e);
-      };
-      GSK_ASSIGN_OR_RETURN(ProcessHandle handle, inner_.Adopt(adopt, std::move(watched)));
+      GSK_ASSIGN_OR_RETURN(ProcessHandle handle,
+                           inner_.Adopt(adopt, CountedIn(t, std::move(on_exit))));
       ++t.workers;
       return handle;
     }
@@ -312,6 +311,14 @@ void ForkingLauncher::Retire(Template& t, const std::string& why) {
   t.since = Clock::now();
   t.socket.reset();
   if (t.handle) inner_.Kill(*t.handle);
+}
+
+ProcessLauncher::ExitCallback ForkingLauncher::CountedIn(Template& t, ExitCallback on_exit) {
+  std::weak_ptr<int> alive = alive_;
+  return [this, alive, env = t.env, on_exit = std::move(on_exit)](const ExitInfo& exit) {
+    if (alive.lock()) WorkerGone(env);
+    on_exit(exit);
+  };
 }
 
 void ForkingLauncher::WorkerGone(const fs::path& env) {

@@ -64,6 +64,10 @@ class ForkingLauncher final : public ProcessLauncher {
   bool CheckReady(Template& t);
   Result<ProcessHandle> Fork(Template& t, const ProcessSpec& spec, ExitCallback on_exit);
   void Retire(Template& t, const std::string& why);
+  // `on_exit`, after counting the worker out of its env's template (see WorkerGone). The caller
+  // counts it in (++t.workers) once it is launched.
+  ExitCallback CountedIn(Template& t, ExitCallback on_exit);
+  // One worker of `env` less (forked or exec'd): with none left, the template stops after idle.
   void WorkerGone(const std::filesystem::path& env);
 
   ProcessLauncher& inner_;

@@ -1,9 +1,14 @@
-"""End-to-end: worker supervision, seen through REST, the CLI and /proc. A kernel without
-packages builds offline in seconds (venv + worker shim) and its workers start by themselves.
-Misbehaving workers are made with a sitecustomize.py on the kernel's PYTHONPATH (written by
-these tests, imported by Python before the shim runs), driven by the kernel's env variable
-E2E_MISBEHAVE: crash, ignore-sigterm, grandchild, never-register, hog. (The kernel spec reserves
-names starting with GSK_, hence E2E_.)
+"""End-to-end: worker supervision, seen through REST, the CLI and /proc. A kernel with one test
+wheel builds offline in seconds (venv + worker shim + the wheel) and its workers start by
+themselves. Misbehaving workers are made by that wheel, gsk-e2e-misbehave (workers_support.py),
+before the shim runs, as the kernel's env variable E2E_MISBEHAVE says: crash, ignore-sigterm,
+grandchild, never-register, hog. (The kernel spec reserves names starting with GSK_, hence
+E2E_.)
+
+CTest runs this file twice: e2e.workers with the fork server on (the daemon's default: every
+worker of these kernels is forked from its env's template, see WorkersTestCase.warm_up) and
+e2e.workers_exec with it off (GSK_E2E_FORK_SERVER=0: every worker is exec'd). Each class checks
+at its end that every worker start was of the expected kind.
 
 Every wait is a bounded poll; the only processes killed are ones the daemon reports as its
 workers, or leftovers recognised by the E2E_TEST_DIR of a kernel of these tests."""
@@ -19,9 +24,9 @@ import harness as h  # noqa: E402
 from harness import (CLK_TCK, alive, cpu_seconds, proc_environ, start_ticks,  # noqa: E402
                      wait_for, wait_pids_gone)
 from workers_support import (  # noqa: E402
+    EXPECTED_KIND,
     RUNNING_TIMEOUT,
     WorkersTestCase,
-    create_kernel,
     get_worker,
     launches,
     list_workers,
@@ -58,8 +63,7 @@ backoff_max_seconds = 1
             super().setUpClass()
         finally:
             del os.environ[cls.DAEMON_ONLY]
-        cls.k = create_kernel(cls.daemon, cls.tmp, "healthy", workers=2,
-                              extra_env={"E2E_SECRET": cls.SECRET})
+        cls.k = cls.add_kernel("healthy", workers=2, extra_env={"E2E_SECRET": cls.SECRET})
 
     def setUp(self):
         # Every test starts from the kernel started, with its 2 workers running.
@@ -87,6 +91,7 @@ backoff_max_seconds = 1
             self.assertIsNotNone(shown["startedAt"], shown)
             env = shown["environment"]
             self.assertEqual(env["pid"], pid, env)
+            self.assertLaunchedAsExpected(d, shown)
             self.assertTrue(env["pythonVersion"].startswith("3.11."), env)
             self.assertEqual(shown["pythonVersion"], env["pythonVersion"])
             self.assertEqual(round(env["processStartTime"] * CLK_TCK), start_ticks(pid), env)
@@ -139,11 +144,16 @@ backoff_max_seconds = 1
     def test_worker_token_and_env_values_stay_secret(self):
         d = self.daemon
         for w in self.workers:
-            # The token came on an inherited pipe: it is in no environment, not even the launch
-            # one that /proc shows, and the pipe is closed once read.
+            # An exec'd worker's token came on an inherited pipe, a forked one's in the fork
+            # request to its template: it is in no environment, not even the launch one that
+            # /proc shows, and the pipe is closed once read.
             environ = proc_environ(w["pid"])
             self.assertNotIn("GSK_WORKER_TOKEN", environ)
-            self.assertEqual(environ.get("GSK_WORKER_TOKEN_FD"), "3")
+            if EXPECTED_KIND == "exec":
+                self.assertEqual(environ.get("GSK_WORKER_TOKEN_FD"), "3")
+            else:
+                self.assertNotIn("GSK_WORKER_TOKEN_FD", environ)
+            self.assertEqual(environ.get("GSK_WORKER_ID"), w["id"])
             fd_dir = f"/proc/{w['pid']}/fd"
             links = []
             for fd in os.listdir(fd_dir):
@@ -179,6 +189,7 @@ backoff_max_seconds = 1
                         and alive(w["pid"]), "running again with a new pid", RUNNING_TIMEOUT)
         self.assertEqual(w["restarts"], victim["restarts"] + 1, w)
         self.assertIn("signal 9", w["exit"], w)
+        self.assertLaunchedAsExpected(d, w)
         self.assertFalse(alive(victim["pid"]))
         recorded = [e for e in worker_events(d, victim["id"]) if "signal 9" in json.dumps(e)]
         self.assertTrue(recorded, worker_events(d, victim["id"]))
@@ -508,7 +519,8 @@ class SupervisorRestartTest(WorkersTestCase):
     SHARED_DAEMON = False
 
     def start_with_workers(self, config, name, count=2):
-        d = self.new_daemon(config_text=h.BASE_CONFIG + config).start()
+        d = self.new_daemon(config_text=self.base_config() + config).start()
+        self.warm_up(d)
         k = self.kernel(name, workers=count, daemon=d)
         ws = wait_running(d, name, count)
         self.assertEqual(sorted(w["pid"] for w in ws), worker_processes(k.dir))

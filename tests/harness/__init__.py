@@ -13,9 +13,10 @@ A test puts tests/ on sys.path and imports the package:
         h.main()  # takes `--binary PATH` (or GSK_SUPERVISOR_BIN) and runs unittest
 
 Modules (everything public is also here, as harness.NAME):
-  settings      the binary, the timeouts, clean_env(), main()
+  settings      the binary, the timeouts, FORK_SERVER (GSK_E2E_FORK_SERVER), clean_env(), main()
   http_io       Response, http.client over TCP and the admin socket, raw-socket helpers
-  documents     the Hub's kernel document, kernel_doc(), config_toml(), BASE_CONFIG
+  documents     the Hub's kernel document, kernel_doc(), config_toml(), with_fork_server(),
+                BASE_CONFIG
   daemon        Daemon (start, stop, log, REST, kernels, events), run_cli(), integrity_check()
   processes     /proc readings, processes by command line, bounded waits, kills of leftovers
   environments  test wheels, a local index that can be held, interpreters, looks into envs
@@ -26,7 +27,7 @@ Modules (everything public is also here, as harness.NAME):
 from . import settings
 from .daemon import READY_RE, Daemon, integrity_check, run_cli
 from .documents import (BASE_CONFIG, HEX64_RE, HUB_KERNEL, KERNEL_STATUSES, VOLATILE_FIELDS,
-                        config_toml, kernel_doc, stable, toml_str)
+                        config_toml, kernel_doc, stable, toml_str, with_fork_server)
 from .environments import (STRICT, ControlledIndex, build_wheels, env_distributions, known_bug,
                            minor_of, preferred_minor, pyenv_pythons, run_in_env, usable_minors,
                            write_big_wheel, write_package_wheel)
@@ -37,9 +38,9 @@ from .processes import (CLK_TCK, alive, cpu_seconds, cpu_ticks, kill_all, kill_l
                         processes_mentioning, rss_kib, start_ticks, state, still_running,
                         wait_for, wait_gone_processes, wait_no_process_mentioning,
                         wait_pids_gone)
-from .settings import (BUILD_TIMEOUT, CLI_TIMEOUT, HOLD_MAX, HTTP_TIMEOUT, PROC_TIMEOUT,
-                       PYENV_ROOT, START_TIMEOUT, STOP_TIMEOUT, clean_env, main, set_binary,
-                       take_binary_arg)
+from .settings import (BUILD_TIMEOUT, CLI_TIMEOUT, FORK_SERVER, HOLD_MAX, HTTP_TIMEOUT,
+                       PROC_TIMEOUT, PYENV_ROOT, START_TIMEOUT, STOP_TIMEOUT, clean_env, main,
+                       set_binary, take_binary_arg)
 from .testcase import DaemonTestCase, EnvTestCase
 
 

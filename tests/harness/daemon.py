@@ -13,7 +13,7 @@ import threading
 import time
 
 from . import settings
-from .documents import BASE_CONFIG
+from .documents import BASE_CONFIG, with_fork_server
 from .http_io import UnixHTTPConnection, do_request
 from .settings import (BUILD_TIMEOUT, CLI_TIMEOUT, HTTP_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT,
                        clean_env)
@@ -25,13 +25,17 @@ class Daemon:
     """One `giskard-supervisor serve` on `state_dir`, listening on 127.0.0.1:0, its admin socket
     in the state directory unless `admin_socket` says otherwise. `config_text` is the whole
     config file (written beside the state directory, as <state_dir>.toml); the default is
-    BASE_CONFIG. The output of the current run is collected in `lines`."""
+    BASE_CONFIG. With GSK_E2E_FORK_SERVER=0 (settings.FORK_SERVER false) the file also says
+    `[workers] fork_server = false` unless config_text sets fork_server. The output of the
+    current run is collected in `lines`."""
 
     def __init__(self, state_dir, config_text=BASE_CONFIG, admin_socket=None, binary=None):
         self.state_dir = state_dir
         self.admin_socket = admin_socket or os.path.join(state_dir, "admin.sock")
         self.binary = binary or settings.BINARY
         self.config_path = state_dir.rstrip("/") + ".toml"
+        if not settings.FORK_SERVER:
+            config_text = with_fork_server(config_text, False)
         with open(self.config_path, "w") as f:
             f.write(config_text)
         self.proc = None

@@ -64,6 +64,25 @@ def config_toml(find_links=None, offline=False, index_url=None, timeout_seconds=
     return "\n".join(lines) + "\n"
 
 
+_WORKERS_TABLE = re.compile(r"^[ \t]*\[[ \t]*workers[ \t]*\][ \t]*(#.*)?$", re.M)
+_FORK_SERVER_KEY = re.compile(r"^[ \t]*fork_server[ \t]*=", re.M)
+
+
+def with_fork_server(config_text, enabled):
+    """`config_text` with `[workers] fork_server = true|false`, unless it sets fork_server
+    itself: added to its [workers] table when it has one (TOML allows a table only once), else
+    as a new [workers] table at the end."""
+    if _FORK_SERVER_KEY.search(config_text):
+        return config_text
+    line = "fork_server = " + ("true" if enabled else "false")
+    m = _WORKERS_TABLE.search(config_text)
+    if m:
+        return config_text[:m.end()] + "\n" + line + config_text[m.end():]
+    if config_text and not config_text.endswith("\n"):
+        config_text += "\n"
+    return config_text + "[workers]\n" + line + "\n"
+
+
 # The config of a Daemon unless told otherwise: offline, so that env builds (which start on every
 # kernel create) fail fast with "no matching distribution" instead of reaching for PyPI; one
 # build at a time. Tests add sections of their own after it (BASE_CONFIG + "[server]\n...").

@@ -19,6 +19,11 @@ PROC_TIMEOUT = 60.0     # one subprocess run by a test (env python, venv)
 CLI_TIMEOUT = 60.0      # one run of the giskard-supervisor CLI
 HOLD_MAX = 120.0        # longest a held index request waits for release
 
+# GSK_E2E_FORK_SERVER=0 runs every daemon started here with `[workers] fork_server = false`
+# (workers started by exec), unless its config sets fork_server itself; unset or 1 leaves the
+# daemon's default, the fork server. CTest runs tests/e2e/test_workers.py both ways.
+FORK_SERVER = os.environ.get("GSK_E2E_FORK_SERVER", "1") != "0"
+
 # Where pyenv's interpreters are (GSK_PYENV_ROOT first, then pyenv's own PYENV_ROOT).
 PYENV_ROOT = (os.environ.get("GSK_PYENV_ROOT") or os.environ.get("PYENV_ROOT")
               or os.path.expanduser("~/.pyenv"))
