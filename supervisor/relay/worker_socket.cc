@@ -5,11 +5,11 @@
 #include <unistd.h>
 
 #include <array>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 #include <chrono>
 #include <deque>
 #include <map>
@@ -71,6 +71,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
         heartbeat_(socket_.get_executor()) {}
 
   void Start(std::chrono::milliseconds hello_timeout) {
+    ErrorCode ec;
+    socket_.non_blocking(true, ec);  // WriteNext's first attempt must not block
+    if (ec) return Close(false);
     ArmSilence(hello_timeout);
     Read();
   }
@@ -85,39 +88,57 @@ class Connection : public std::enable_shared_from_this<Connection> {
     heartbeat_.cancel();
     socket_.shutdown(Socket::shutdown_both, ignored);
     socket_.close(ignored);
-    auto pending = std::move(pending_);
-    pending_.clear();
-    for (auto& [id, handler] : pending) {
-      handler(Unavailable("the connection to worker " + worker_id_ + " closed during the call"));
+    if (!pending_.empty()) {
+      // On a later turn: Close may run inside a caller's Request.
+      std::string why = "the connection to worker " + worker_id_ + " closed during the call";
+      asio::post(socket_.get_executor(), [server = server_, pending = std::move(pending_), why] {
+        if (server.expired()) return;
+        for (const auto& [id, handler] : pending) handler(Unavailable(why));
+      });
+      pending_.clear();
     }
     if (auto server = server_.lock()) server->Closed(shared_from_this(), report && registered_);
   }
 
-  void SendRequest(const std::string& request_id, std::string frame, ReplyHandler on_reply) {
-    pending_.emplace(request_id, std::move(on_reply));
-    Send(frame);
+  // kInvalidArgument (and nothing sent) for a frame over the protocol's limit. The handler is
+  // called with the reply from the read that brings it (a later turn), or posted by Close.
+  Status SendRequest(const std::string& request_id, std::string frame, ReplyHandler on_reply) {
+    GSK_ASSIGN_OR_RETURN(auto header, FrameHeader(frame.size()));
+    pending_.emplace(request_id, std::move(on_reply));  // before the write: it may fail and Close
+    Queue(header, std::move(frame));
+    return Status::Ok();
   }
 
   const std::string& worker_id() const { return worker_id_; }
 
  private:
+  struct Outgoing {
+    std::array<char, 4> header;
+    std::string payload;
+    size_t sent = 0;  // bytes of header then payload already written
+  };
+  // At most what one read takes: a large reply arrives in as few reads as the socket allows.
+  static constexpr size_t kReadBytes = size_t{1} << 20;
+
+  // Reads straight into the decoder: a large reply lands in the string handed to its caller.
   void Read() {
-    socket_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](ErrorCode ec,
-                                                                              size_t n) {
+    std::span<char> into = decoder_.Prepare(kReadBytes);
+    socket_.async_read_some(asio::buffer(into.data(), into.size()),
+                            [self = shared_from_this()](ErrorCode ec, size_t n) {
       if (self->closed_) return;
       if (ec) return self->Close(true);  // EOF or ECONNRESET: the worker hung up
-      self->decoder_.Feed(std::string_view(self->buffer_.data(), n));
+      self->decoder_.Commit(n);
       while (!self->closed_ && !self->closing_) {
         Result<std::optional<std::string>> frame = self->decoder_.Next();
         if (!frame.ok()) return self->FailAndClose("ProtocolError", frame.status().message());
         if (!frame->has_value()) break;
-        self->Handle(**frame);
+        self->Handle(std::move(**frame));
       }
       if (!self->closed_ && !self->closing_) self->Read();
     });
   }
 
-  void Handle(const std::string& payload) {
+  void Handle(std::string payload) {
     auto server = server_.lock();
     if (!server) return Close(false);
     std::chrono::milliseconds heartbeat = server->options.heartbeat;
@@ -135,7 +156,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (!accepted.ok()) return FailAndClose("AuthenticationFailed", accepted.message());
       registered_ = true;
       server->Registered(worker_id_, this);
-      Send(WelcomeMessage(std::chrono::duration<double>(heartbeat).count(), ::getpid()));
+      (void)Send(WelcomeMessage(std::chrono::duration<double>(heartbeat).count(), ::getpid()));
       ScheduleHeartbeat(heartbeat);
     } else {
       Result<Frame> frame = ParseFrame(payload);
@@ -149,12 +170,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
         } else {
           ReplyHandler handler = std::move(it->second);
           pending_.erase(it);
-          handler(std::string(payload));
+          handler(std::move(payload));  // `frame` views it: not used past here
         }
       }
       // heartbeat and unknown types: nothing to do beyond noting the worker is alive.
     }
-    ArmSilence(3 * heartbeat);
+    if (!closed_) ArmSilence(3 * heartbeat);  // the reply's handler may have closed it
   }
 
   void ArmSilence(std::chrono::milliseconds after) {
@@ -170,32 +191,55 @@ class Connection : public std::enable_shared_from_this<Connection> {
     heartbeat_.expires_after(every);
     heartbeat_.async_wait([self = shared_from_this(), every](ErrorCode ec) {
       if (ec || self->closed_ || self->closing_) return;
-      self->Send(HeartbeatMessage(UnixSeconds()));
+      (void)self->Send(HeartbeatMessage(UnixSeconds()));  // small: within the limit
       self->ScheduleHeartbeat(every);
     });
   }
 
-  void Send(const std::string& json) {
-    Result<std::string> frame = EncodeFrame(json);
-    if (!frame.ok()) return;
-    queue_.push_back(std::move(*frame));
+  // Queues `json` as a frame. kInvalidArgument (and nothing queued) over the protocol's limit.
+  Status Send(std::string json) {
+    GSK_ASSIGN_OR_RETURN(auto header, FrameHeader(json.size()));
+    Queue(header, std::move(json));
+    return Status::Ok();
+  }
+
+  // The header goes beside the payload, so that the payload is never copied.
+  void Queue(std::array<char, 4> header, std::string payload) {
+    queue_.push_back(Outgoing{header, std::move(payload), 0});
     if (!writing_) WriteNext();
   }
 
+  // What is left of a frame to write.
+  static std::array<asio::const_buffer, 2> Unsent(const Outgoing& o) {
+    size_t h = std::min(o.sent, o.header.size());
+    size_t p = o.sent - h;
+    return {asio::buffer(o.header.data() + h, o.header.size() - h),
+            asio::buffer(o.payload.data() + p, o.payload.size() - p)};
+  }
+
+  // Writes what the socket takes now (most frames fit: no completion handler, one turn of the
+  // event loop less per call), and again each time it is writable until the queue is empty.
   void WriteNext() {
+    writing_ = true;
+    while (!queue_.empty() && !closed_) {
+      Outgoing& next = queue_.front();
+      ErrorCode ec;
+      next.sent += socket_.write_some(Unsent(next), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+      if (ec) return Close(true);
+      if (next.sent < next.header.size() + next.payload.size()) break;  // the socket is full
+      queue_.pop_front();
+    }
     if (queue_.empty() || closed_) {
       writing_ = false;
       if (closing_) Close(true);
       return;
     }
-    writing_ = true;
-    asio::async_write(socket_, asio::buffer(queue_.front()),
-                      [self = shared_from_this()](ErrorCode ec, size_t) {
-                        if (self->closed_) return;
-                        self->queue_.pop_front();
-                        if (ec) return self->Close(true);
-                        self->WriteNext();
-                      });
+    socket_.async_wait(Socket::wait_write, [self = shared_from_this()](ErrorCode ec) {
+      if (self->closed_) return;
+      if (ec) return self->Close(true);
+      self->WriteNext();
+    });
   }
 
   // Says why, then closes once the error frame is written.
@@ -204,16 +248,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     closing_ = true;
     silence_.cancel();
     heartbeat_.cancel();
-    Send(ErrorMessage(type, message));
+    if (!Send(ErrorMessage(type, message)).ok()) Close(true);
   }
 
   Socket socket_;
   std::weak_ptr<WorkerSocket::Impl> server_;
   asio::steady_timer silence_;
   asio::steady_timer heartbeat_;
-  std::array<char, 16384> buffer_{};
   FrameDecoder decoder_;
-  std::deque<std::string> queue_;
+  std::deque<Outgoing> queue_;
   std::map<std::string, ReplyHandler> pending_;  // requests sent, by id
   std::string worker_id_;
   bool registered_ = false;
@@ -310,18 +353,7 @@ Status WorkerSocket::Request(const std::string& worker_id, const std::string& re
   if (impl_->closed || it == impl_->by_worker.end()) {
     return Unavailable("worker " + worker_id + " is not connected");
   }
-  // Delivered on a later turn, whatever happens: callers never see their handler run inside
-  // their own call.
-  std::weak_ptr<Impl> weak = impl_;
-  ReplyHandler later = [weak, on_reply = std::move(on_reply)](Result<std::string> reply) mutable {
-    auto impl = weak.lock();
-    if (!impl) return;
-    asio::post(impl->io, [on_reply = std::move(on_reply), reply = std::move(reply)]() mutable {
-      on_reply(std::move(reply));
-    });
-  };
-  it->second->SendRequest(request_id, std::move(frame), std::move(later));
-  return Status::Ok();
+  return it->second->SendRequest(request_id, std::move(frame), std::move(on_reply));
 }
 
 bool WorkerSocket::Connected(const std::string& worker_id) const {

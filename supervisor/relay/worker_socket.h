@@ -49,6 +49,8 @@ class WorkerSocket final : public WorkerLinks {
 
   int connections() const;
 
+  // As WorkerLinks says; also kInvalidArgument (and no call) for a frame over the protocol's
+  // limit. A reply is handed over from the read that brings it, without a copy.
   Status Request(const std::string& worker_id, const std::string& request_id, std::string frame,
                  ReplyHandler on_reply) override;
   bool Connected(const std::string& worker_id) const override;

@@ -258,5 +258,40 @@ TEST_F(WorkerSocketTest, RequestsReachTheWorkerAndRepliesComeBackByIdOrFailOnHan
   EXPECT_EQ(replies[2].rfind("lost: ", 0), 0u) << replies[2];
 }
 
+TEST_F(WorkerSocketTest, LargeRequestsAndRepliesGoThroughWhole) {
+  StartServer();
+  Client c(Path());
+  c.Send(Hello("k-5", "good"));
+  ASSERT_EQ((*c.Receive())["type"], "welcome");
+  std::string rows = "\"" + std::string(3 << 20, 'r') + "\"";  // a 3 MiB JSON string
+  std::string request =
+      R"({"type":"request","id":"big","method":"predict","params":{"n":)" + rows + "}}";
+  // Shared: the handler may run at teardown, after a failed assertion left the test.
+  auto replied = std::make_shared<std::promise<std::string>>();
+  std::promise<Status> sent;
+  boost::asio::post(io_, [&, replied] {
+    sent.set_value(server_->Request("k-5", "big", request, [replied](Result<std::string> reply) {
+      replied->set_value(reply.ok() ? *reply : "lost: " + reply.status().message());
+    }));
+  });
+  ASSERT_TRUE(sent.get_future().get().ok());
+  auto received = c.Receive();
+  ASSERT_TRUE(received.has_value());
+  EXPECT_EQ((*received)["params"]["n"].get<std::string>().size() + 2, rows.size());
+  // The big reply, then a heartbeat in the same write: both are taken apart.
+  std::string reply = R"({"type":"reply","id":"big","result":{"predictions":)" + rows + "}}";
+  c.SendRaw(*EncodeFrame(reply) + *EncodeFrame(R"({"type":"heartbeat","ts":1})"));
+  auto answer = replied->get_future();
+  ASSERT_EQ(answer.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(answer.get() == reply);  // not EXPECT_EQ: no 3 MiB diff on failure
+
+  std::promise<Status> too_big;
+  boost::asio::post(io_, [&] {
+    too_big.set_value(server_->Request("k-5", "huge", std::string(kMaxFrameBytes + 1, ' '),
+                                       [](Result<std::string>) {}));
+  });
+  EXPECT_EQ(too_big.get_future().get().code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace gsk::relay

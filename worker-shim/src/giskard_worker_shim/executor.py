@@ -38,6 +38,9 @@ class Executor:
         self._wake = wake
         self._thread = None  # type: Optional[threading.Thread]
         self.outstanding = 0
+        # Set while the I/O thread waits on _results itself: no wake-up byte is needed then.
+        self._lock = threading.Lock()
+        self._io_waiting = False
 
     def submit(self, generation: int, request_id: Any, handler: Handler,
                params: Dict[str, Any]) -> None:
@@ -47,8 +50,22 @@ class Executor:
         self.outstanding += 1
         self._jobs.put((generation, request_id, handler, params))
 
-    def take_results(self) -> List[Tuple[int, Dict[str, Any]]]:
+    def take_results(self, wait: float = 0.0) -> List[Tuple[int, Dict[str, Any]]]:
+        """The (generation, reply) of finished requests. With `wait` > 0 and a request running,
+        first waits up to `wait` seconds for it: a quick call's reply then goes out without the
+        round trip through the wake-up socket and select()."""
         results = []
+        if wait > 0 and self.outstanding > 0 and self._results.empty():
+            with self._lock:
+                self._io_waiting = True
+            try:
+                results.append(self._results.get(timeout=wait))
+            except queue.Empty:
+                pass
+            finally:
+                with self._lock:
+                    self._io_waiting = False
+        # A reply put while the flag was still set (and so without a wake-up) is taken here.
         while True:
             try:
                 results.append(self._results.get_nowait())
@@ -85,5 +102,9 @@ class Executor:
             if job is None:
                 return
             generation, request_id, handler, params = job
-            self._results.put((generation, invoke(handler, request_id, params)))
-            self._wake()
+            reply = invoke(handler, request_id, params)
+            with self._lock:
+                self._results.put((generation, reply))
+                wake = not self._io_waiting
+            if wake:
+                self._wake()

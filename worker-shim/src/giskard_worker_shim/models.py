@@ -127,16 +127,22 @@ class ModelCache:
         return model, False
 
     def _signature(self, path: str) -> Tuple[Tuple[Stamp, ...], Optional[Manifest]]:
-        info = _stat(path)
-        if stat.S_ISREG(info.st_mode):
-            return (_stamp(info),), None
-        if not stat.S_ISDIR(info.st_mode):
-            raise ModelLoadError("model %s is neither a file nor a directory" % path)
-        manifest_path = os.path.join(path, MANIFEST)
-        if not os.path.isfile(manifest_path):
-            raise ModelLoadError("model %s is a directory without a %s" % (path, MANIFEST))
-        manifest_stamp = _stamp(_stat(manifest_path))
         entry = self._entries.get(path)
+        manifest_path = os.path.join(path, MANIFEST)
+        # A cached directory: its manifest's stat alone says it still is one (one stat per
+        # call, not three, on the path of every predict).
+        manifest_info = _regular_or_none(manifest_path) \
+            if entry is not None and entry.manifest is not None else None
+        if manifest_info is None:
+            info = _stat(path)
+            if stat.S_ISREG(info.st_mode):
+                return (_stamp(info),), None
+            if not stat.S_ISDIR(info.st_mode):
+                raise ModelLoadError("model %s is neither a file nor a directory" % path)
+            manifest_info = _regular_or_none(manifest_path)
+            if manifest_info is None:
+                raise ModelLoadError("model %s is a directory without a %s" % (path, MANIFEST))
+        manifest_stamp = _stamp(manifest_info)
         if entry is not None and entry.signature[0] == manifest_stamp:
             manifest = entry.manifest  # unchanged: no need to parse it again
         else:
@@ -154,6 +160,15 @@ def _stat(path: str) -> os.stat_result:
     except OSError as e:
         raise ModelLoadError("cannot access %s: %s: %s"
                              % (path, type(e).__name__, e.strerror or e)) from e
+
+
+def _regular_or_none(path: str) -> Optional[os.stat_result]:
+    """The stat of `path` if it is a regular file (symlinks followed), like os.path.isfile."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
 
 
 def _stamp(info: os.stat_result) -> Stamp:
