@@ -18,6 +18,21 @@ Sha256Digest Sha256(std::string_view data);
 // Lowercase hex of the SHA-256 of `data` (64 characters).
 std::string Sha256Hex(std::string_view data);
 
+// SHA-256 of data given in pieces (files, archives being written). Not copyable.
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream&) = delete;
+  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  void Update(std::string_view data);
+  // The digest of everything given; the stream is then spent.
+  Sha256Digest Finish();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
+
 // Lowercase hex of `size` bytes.
 std::string HexEncode(const unsigned char* data, size_t size);
 inline std::string HexEncode(const Sha256Digest& digest) {

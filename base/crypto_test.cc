@@ -36,5 +36,18 @@ TEST(CryptoTest, RandomHexHasTheLengthAskedAndDiffers) {
   EXPECT_EQ(a->find_first_not_of("0123456789abcdef"), std::string::npos);
 }
 
+TEST(CryptoTest, StreamedSha256EqualsTheWholeDigest) {
+  std::string data(100'000, 'x');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 26);
+  Sha256Stream stream;
+  for (size_t at = 0; at < data.size(); at += 7'777) {
+    stream.Update(std::string_view(data).substr(at, 7'777));
+  }
+  EXPECT_EQ(HexEncode(stream.Finish()), Sha256Hex(data));
+  Sha256Stream empty;
+  EXPECT_EQ(HexEncode(empty.Finish()),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
 }  // namespace
 }  // namespace gsk

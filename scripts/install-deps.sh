@@ -8,7 +8,9 @@ PACKAGES=(
   libboost1.81-dev libsqlitecpp-dev libsqlite3-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libcli11-dev libtomlplusplus-dev libsystemd-dev libssl-dev
   libgtest-dev libgmock-dev
-  python3 python3-venv python3-pip-whl python3-setuptools-whl sqlite3 curl systemd procps
+  python3 python3-venv python3-pip-whl python3-setuptools-whl sqlite3 curl systemd procps openssl
+  # tests/e2e/test_unmanaged.py: a WebSocket client this project did not write.
+  python3-websockets
   # Run time of tests/models (Debian's numpy/scipy/scikit-learn/pandas repacked as wheels, see
   # tests/models/README.md): the native libraries their compiled modules link to, and tzdata
   # (pytz, dateutil). Never python3-sklearn/python3-scipy/python3-pandas: python3-scipy pulls

@@ -33,7 +33,7 @@ void Router::AddModelRoutes() {
                                [reply](Result<service::PredictAnswer> answer) {
                                  if (!answer.ok()) return reply(StatusResponse(answer.status()));
                                  HttpResponse r;
-                                 r.body = PredictView(*answer);
+                                 r.body = PredictView(std::move(*answer));
                                  reply(std::move(r));
                                });
              });

@@ -1,5 +1,7 @@
 #include "supervisor/api/route_table.h"
 
+#include <algorithm>
+
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
@@ -68,14 +70,27 @@ void RouteTable::Dispatch(const HttpRequest& request, Reply reply) const {
   if (!parsed.ok()) return reply(ErrorResponse(400, "BAD_REQUEST", parsed.status().message()));
   RouteParams& params = *parsed;
   std::string method = request.method == "HEAD" ? "GET" : request.method;
+  // Of the patterns that match, with this method, the most specific wins: "/workers/connect"
+  // over "/workers/{id}".
+  auto literals = [](const Route& r) {
+    return std::count_if(r.segments.begin(), r.segments.end(),
+                         [](const std::string& seg) { return !IsParam(seg); });
+  };
+  const Route* best = nullptr;
   std::string allow;
   for (const Route& route : routes_) {
     if (!Match(route, segments, nullptr)) continue;
-    if (route.method == method) {
-      Match(route, segments, &params);
-      return route.handler(request, params, std::move(reply));
+    if (route.method != method) {
+      if (allow.find(route.method) == std::string::npos) {
+        allow += (allow.empty() ? "" : ", ") + route.method;
+      }
+      continue;
     }
-    allow += (allow.empty() ? "" : ", ") + route.method;
+    if (best == nullptr || literals(route) > literals(*best)) best = &route;
+  }
+  if (best != nullptr) {
+    Match(*best, segments, &params);
+    return best->handler(request, params, std::move(reply));
   }
   if (!allow.empty()) return reply(MethodNotAllowed(request.method, allow));
   reply(ErrorResponse(404, "NOT_FOUND",

@@ -14,17 +14,18 @@ class RouteTableTest : public ::testing::Test {
       return [this, name](const HttpRequest&, const RouteParams& p, Reply reply) {
         hit_ = name;
         params_ = p;
-        reply(HttpResponse{200, name, "text/plain", {}});
+        reply(HttpResponse{200, name, "text/plain", {}, ""});
       };
     };
     table_.Add("GET", "/api/v1/kernels", record("list"));
     table_.Add("POST", "/api/v1/kernels", record("create"));
     table_.Add("GET", "/api/v1/kernels/{name}", record("show"));
     table_.Add("GET", "/api/v1/kernels/{name}/build-log", record("log"));
+    table_.Add("GET", "/api/v1/kernels/special", record("special"));
   }
   HttpResponse Call(const std::string& method, const std::string& target) {
     HttpResponse out;
-    table_.Dispatch(HttpRequest{method, target, "", "", "", false},
+    table_.Dispatch(HttpRequest{method, target, "", "", "", false, "", ""},
                     [&out](HttpResponse r) { out = std::move(r); });
     return out;
   }
@@ -43,6 +44,7 @@ TEST_F(RouteTableTest, MatchesPatternsAndDecodesParametersOnce) {
   EXPECT_EQ(Call("GET", "/api/v1/kernels/a?subject=kernel%2Fx+y").body, "show");
   EXPECT_EQ(params_.query.at("subject"), "kernel/x y");
   EXPECT_EQ(Call("HEAD", "/api/v1/kernels/a").body, "show");
+  EXPECT_EQ(Call("GET", "/api/v1/kernels/special").body, "special");  // a literal beats {name}
 }
 
 TEST_F(RouteTableTest, UnknownPathsAreNotFoundAndOtherMethodsListWhatIsAllowed) {

@@ -70,6 +70,7 @@ constexpr Refinement kRefinements[] = {
     {"model_load_error", 422, "MODEL_LOAD_ERROR"},
     {"forbidden", 403, "FORBIDDEN"},              // a model path outside the roots
     {"worker_lost", 502, "WORKER_LOST"},          // the worker died or hung up mid-call
+    {"model_fetch_error", 502, "MODEL_FETCH_ERROR"},  // an unmanaged worker got no model bytes
 };
 
 }  // namespace
@@ -180,10 +181,13 @@ Router::Router(Services services, RouterOptions options)
   AddKernelRoutes();
   AddWorkerRoutes();
   AddModelRoutes();
+  AddKeyRoutes();
+  AddFetchRoutes();
 }
 
 json Router::KernelJson(const service::Kernel& k) const {
   int running = services_.workers != nullptr ? services_.workers->Running(k.name()) : 0;
+  if (services_.remote != nullptr) running += services_.remote->Count(k.name());
   return KernelView(k, services_.kernels->StateOf(k), running);
 }
 
@@ -196,15 +200,17 @@ void Router::Handle(const HttpRequest& request, Reply reply) {
     if (draining_) return reply(ErrorResponse(503, "UNAVAILABLE", "the supervisor is shutting down"));
     return reply(JsonResponse(200, {{"status", "ok"}}));
   }
-  if (!request.trusted && !TokenMatches(request.authorization, options_.api_token)) {
-    HttpResponse r = ErrorResponse(
-        401, "UNAUTHENTICATED",
-        request.authorization.empty()
-            ? "missing bearer token; send 'Authorization: Bearer <token>' with the token from "
-              "the api-token file in the state directory"
-            : "wrong bearer token; use the token from the api-token file in the state directory");
+  if (IsPublicRoute(request.method, path)) return table_.Dispatch(request, std::move(reply));
+  Result<Role> role = Authenticate(request);
+  if (!role.ok()) {
+    HttpResponse r = ErrorResponse(401, "UNAUTHENTICATED", role.status().message());
     r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"giskard-supervisor\"");
     return reply(std::move(r));
+  }
+  if (*role == Role::kWorker && !IsWorkerRoute(request.method, path)) {
+    return reply(ErrorResponse(403, "FORBIDDEN",
+                               "this is a worker API key: it opens the worker endpoint "
+                               "(/api/v1/workers/connect) only; use the admin token here"));
   }
   if (draining_) return reply(ErrorResponse(503, "UNAVAILABLE", "the supervisor is shutting down"));
   // Every body is JSON; routes that need one check its presence themselves.
@@ -212,6 +218,75 @@ void Router::Handle(const HttpRequest& request, Reply reply) {
     if (auto refused = RequireJson(request)) return reply(std::move(*refused));
   }
   table_.Dispatch(request, std::move(reply));
+}
+
+Result<Role> Router::Authenticate(const HttpRequest& request, std::string* key_name) {
+  if (key_name != nullptr) *key_name = "admin";
+  if (request.trusted) return Role::kAdmin;
+  if (TokenMatches(request.authorization, options_.api_token)) return Role::kAdmin;
+  constexpr std::string_view kBearer = "Bearer ";
+  std::string_view given = request.authorization;
+  if (services_.keys != nullptr && given.substr(0, kBearer.size()) == kBearer &&
+      given.size() > kBearer.size()) {
+    Result<store::KeyRow> key = services_.keys->Authenticate(given.substr(kBearer.size()));
+    if (key.ok()) {
+      if (key_name != nullptr) *key_name = key->name;
+      return Role::kWorker;
+    }
+    if (key.status().code() != StatusCode::kUnauthenticated) return key.status();
+  }
+  return Unauthenticated(
+      request.authorization.empty()
+          ? "missing bearer token; send 'Authorization: Bearer <token>' with the token from "
+            "the api-token file in the state directory"
+          : "wrong bearer token; use the token from the api-token file in the state directory "
+            "(or, for a worker, a key from `giskard-supervisor keys create`)");
+}
+
+bool IsWorkerRoute(std::string_view method, std::string_view path) {
+  return (method == "GET" || method == "HEAD") &&
+         (path == "/api/v1/workers/connect" || path.rfind("/api/v1/model-blobs/", 0) == 0);
+}
+
+WebSocketAccept Router::Upgrade(const HttpRequest& request) {
+  WebSocketAccept out;
+  std::string_view path = std::string_view(request.target).substr(0, request.target.find('?'));
+  if (path != "/api/v1/workers/connect" || services_.remote == nullptr) {
+    out.refusal = ErrorResponse(404, "NOT_FOUND", "no WebSocket endpoint here; workers dial "
+                                                  "/api/v1/workers/connect");
+    return out;
+  }
+  std::string key_name;
+  Result<Role> role = Authenticate(request, &key_name);
+  if (!role.ok()) {
+    out.refusal = ErrorResponse(401, "UNAUTHENTICATED",
+                                "this API key is wrong or was revoked; create one with "
+                                "`giskard-supervisor keys create NAME`");
+    out.refusal->headers.emplace_back("WWW-Authenticate", "Bearer realm=\"giskard-supervisor\"");
+    return out;
+  }
+  if (draining_) {
+    out.refusal = ErrorResponse(503, "UNAVAILABLE", "the supervisor is shutting down");
+    return out;
+  }
+  if (!request.worker_name.empty()) {
+    auto k = services_.kernels->Get(request.worker_name);
+    if (k.ok() && (*k)->managed()) {
+      out.refusal = ErrorResponse(409, "CONFLICT",
+                                  "the name \"" + request.worker_name +
+                                      "\" belongs to a managed kernel of this supervisor; start "
+                                      "the worker with another --name");
+      return out;
+    }
+  }
+  relay::RemoteHello origin;
+  origin.remote = request.remote;
+  origin.key_name = key_name;
+  relay::RemoteWorkers* remote = services_.remote;
+  out.attach = [remote, origin](std::shared_ptr<WebSocketPeer> peer) {
+    return remote->Attach(std::move(peer), origin);
+  };
+  return out;
 }
 
 HttpResponse Router::HandleNow(const HttpRequest& request) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -13,9 +14,17 @@
 #include "supervisor/api/http_types.h"
 #include "supervisor/api/route_table.h"
 #include "supervisor/service/kernel_service.h"
+#include "supervisor/service/key_service.h"
 #include "supervisor/service/model_service.h"
 #include "supervisor/service/system_service.h"
 #include "supervisor/service/worker_service.h"
+
+namespace gsk::relay {
+class RemoteWorkers;
+}  // namespace gsk::relay
+namespace gsk::service {
+class ModelBlobs;
+}  // namespace gsk::service
 
 namespace gsk::api {
 
@@ -24,11 +33,23 @@ struct Services {
   service::WorkerService* workers = nullptr;  // nullptr: the worker routes answer 404
   service::SystemService* system = nullptr;   // nullptr: status {} and no events
   service::ModelService* models = nullptr;    // nullptr: the model routes answer 404
+  service::KeyService* keys = nullptr;        // nullptr: no worker keys, no key routes
+  relay::RemoteWorkers* remote = nullptr;     // nullptr: no unmanaged workers
+  service::ModelBlobs* blobs = nullptr;       // nullptr: no model blobs to fetch
 };
+
+// Who a request comes from: the admin token (or the trusted admin socket), or a worker key.
+enum class Role { kAdmin, kWorker };
+
+// The routes a worker key opens: the worker endpoint and what its workers fetch.
+bool IsWorkerRoute(std::string_view method, std::string_view path);
+// The routes that need no credentials: /healthz, and the shim's wheel under /downloads/.
+bool IsPublicRoute(std::string_view method, std::string_view path);
 
 struct RouterOptions {
   std::string api_token;            // required on requests that are not trusted
   std::function<int64_t()> now_ms;  // Unix ms, for uptimes
+  std::filesystem::path shim_wheel;  // served under /downloads/ ("": nothing to serve)
 };
 
 class Router {
@@ -38,6 +59,10 @@ class Router {
 
   // Answers through `reply`, once.
   void Handle(const HttpRequest& request, Reply reply);
+  // A WebSocket upgrade request (the server calls it for those): the worker endpoint accepts a
+  // worker key or the admin token; 401, 403, 404, 409 (the name of a managed kernel) or 503
+  // refuse it.
+  WebSocketAccept Upgrade(const HttpRequest& request);
   // For requests whose routes answer at once (every route but model calls); a test helper too.
   HttpResponse HandleNow(const HttpRequest& request);
 
@@ -50,6 +75,10 @@ class Router {
   void AddWorkerRoutes();
   void AddSystemRoutes();
   void AddModelRoutes();  // model_routes.cc
+  void AddKeyRoutes();    // key_routes.cc
+  void AddFetchRoutes();  // fetch_routes.cc
+  // The role of the request's credentials; an error answer (401) when it has none valid.
+  Result<Role> Authenticate(const HttpRequest& request, std::string* key_name = nullptr);
   nlohmann::json KernelJson(const service::Kernel& kernel) const;
   int64_t Now() const { return options_.now_ms ? options_.now_ms() : 0; }
 

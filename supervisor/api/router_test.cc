@@ -3,11 +3,15 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "base/fake_clock.h"
+#include "base/fake_timers.h"
+#include "supervisor/relay/remote_workers.h"
+#include "supervisor/service/model_blobs.h"
 #include "supervisor/envs/fake_environments.h"
 
 namespace gsk::api {
@@ -33,15 +37,18 @@ class RouterTest : public ::testing::Test {
     ASSERT_TRUE(service_->Load().ok());
     system_ = std::make_unique<service::SystemService>(*store_, clock_, service::DaemonFacts{},
                                                        service::StatusSources{});
+    keys_ = std::make_unique<service::KeyService>(*store_, clock_);
     RouterOptions options;
     options.api_token = kToken;
-    router_ = std::make_unique<Router>(Services{service_.get(), nullptr, system_.get()}, options);
+    router_ = std::make_unique<Router>(
+        Services{service_.get(), nullptr, system_.get(), nullptr, keys_.get()}, options);
   }
   void TearDown() override {
     auto check = store_->IntegrityCheck();
     ASSERT_TRUE(check.ok());
     EXPECT_EQ(*check, "ok");
     router_.reset();
+    keys_.reset();
     system_.reset();
     service_.reset();
     store_.reset();
@@ -52,7 +59,7 @@ class RouterTest : public ::testing::Test {
                     std::string content_type = "application/json",
                     std::string auth = std::string("Bearer ") + kToken) {
     HttpRequest r{std::move(method), std::move(target), std::move(content_type), std::move(auth),
-                  std::move(body), false};
+                  std::move(body), false, "", ""};
     return router_->HandleNow(r);
   }
   static json Body(const HttpResponse& r) { return json::parse(r.body); }
@@ -65,6 +72,7 @@ class RouterTest : public ::testing::Test {
   envs::FakeEnvironments envs_;
   std::unique_ptr<service::KernelService> service_;
   std::unique_ptr<service::SystemService> system_;
+  std::unique_ptr<service::KeyService> keys_;
   std::unique_ptr<Router> router_;
 };
 
@@ -101,7 +109,7 @@ TEST_F(RouterTest, TokenIsRequiredAndChecked) {
     ASSERT_FALSE(r.headers.empty());
     EXPECT_EQ(r.headers[0].first, "WWW-Authenticate");
   }
-  HttpRequest trusted{"GET", "/api/v1/kernels", "", "", "", true};
+  HttpRequest trusted{"GET", "/api/v1/kernels", "", "", "", true, "", ""};
   EXPECT_EQ(router_->HandleNow(trusted).status, 200);
 }
 
@@ -169,6 +177,89 @@ TEST_F(RouterTest, KernelStatusIsItsEnvs) {
   EXPECT_FALSE(shown.contains("build"));
   envs_.Finish(hash, envs::EnvStatus::kReady);
   EXPECT_EQ(Body(Call("GET", "/api/v1/kernels/my-kernel"))["status"], "ready");
+}
+
+TEST_F(RouterTest, AWorkerKeyOpensTheWorkerEndpointOnlyUntilRevoked) {
+  HttpResponse created = Call("POST", "/api/v1/keys", R"({"name":"laptop"})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  std::string key = Body(created)["key"];
+  EXPECT_EQ(key.rfind("gsk_", 0), 0u);
+  EXPECT_EQ(key.size(), 68u);
+  HttpResponse listed = Call("GET", "/api/v1/keys");
+  ASSERT_EQ(Body(listed)["count"], 1);
+  EXPECT_FALSE(Body(listed)["keys"][0].contains("key"));  // shown once, at creation
+  EXPECT_EQ(listed.body.find(key), std::string::npos);
+  std::string bearer = "Bearer " + key;
+  for (const char* admin : {"/api/v1/kernels", "/api/v1/keys", "/api/v1/status", "/api/v1/events"}) {
+    HttpResponse r = Call("GET", admin, "", "", bearer);
+    EXPECT_EQ(r.status, 403) << admin;
+    EXPECT_EQ(Code(r), "FORBIDDEN");
+  }
+  EXPECT_EQ(Call("POST", "/api/v1/kernels", kDoc, "application/json", bearer).status, 403);
+  EXPECT_EQ(Call("GET", "/api/v1/workers/connect", "", "", bearer).status, 426);
+  EXPECT_EQ(Call("POST", "/api/v1/keys", R"({"name":"laptop"})").status, 409);
+  EXPECT_EQ(Call("POST", "/api/v1/keys", R"({"name":"../x"})").status, 422);
+  EXPECT_EQ(Call("DELETE", "/api/v1/keys/laptop").status, 200);
+  EXPECT_EQ(Call("GET", "/api/v1/workers/connect", "", "", bearer).status, 401);
+  EXPECT_EQ(Call("DELETE", "/api/v1/keys/laptop").status, 404);
+}
+
+// The upgrade decision of the worker endpoint: only a key (or the admin token) opens it; the
+// name of a managed kernel is refused before upgrading, with a message the worker prints.
+TEST_F(RouterTest, TheWorkerEndpointUpgradesForAKeyAndRefusesAManagedKernelsName) {
+  FakeTimers timers(clock_);
+  relay::RemoteWorkers remote(timers, clock_, {});
+  service::ModelBlobs blobs(dir_ / "blobs");
+  RouterOptions options;
+  options.api_token = kToken;
+  Router router(Services{service_.get(), nullptr, system_.get(), nullptr, keys_.get(), &remote,
+                         &blobs},
+                options);
+  HttpResponse created = Call("POST", "/api/v1/keys", R"({"name":"laptop"})");
+  std::string bearer = "Bearer " + std::string(Body(created)["key"]);
+  ASSERT_EQ(Call("POST", "/api/v1/kernels", kDoc).status, 201);
+  auto upgrade = [&](const std::string& target, const std::string& auth, const std::string& name) {
+    HttpRequest r{"GET", target, "", auth, "", false, "10.0.0.7:5555", name};
+    return router.Upgrade(r);
+  };
+  WebSocketAccept ok = upgrade("/api/v1/workers/connect", bearer, "laptop");
+  EXPECT_FALSE(ok.refusal.has_value());
+  EXPECT_TRUE(static_cast<bool>(ok.attach));
+  EXPECT_FALSE(upgrade("/api/v1/workers/connect", std::string("Bearer ") + kToken, "").refusal);
+  WebSocketAccept wrong = upgrade("/api/v1/workers/connect", "Bearer gsk_wrong", "laptop");
+  ASSERT_TRUE(wrong.refusal.has_value());
+  EXPECT_EQ(wrong.refusal->status, 401);
+  WebSocketAccept taken = upgrade("/api/v1/workers/connect", bearer, "my-kernel");
+  ASSERT_TRUE(taken.refusal.has_value());
+  EXPECT_EQ(taken.refusal->status, 409);
+  EXPECT_NE(taken.refusal->body.find("managed kernel"), std::string::npos);
+  WebSocketAccept elsewhere = upgrade("/api/v1/kernels", bearer, "");
+  ASSERT_TRUE(elsewhere.refusal.has_value());
+  EXPECT_EQ(elsewhere.refusal->status, 404);
+  router.SetDraining(true);
+  EXPECT_EQ(upgrade("/api/v1/workers/connect", bearer, "laptop").refusal->status, 503);
+  router.SetDraining(false);
+
+  // Model blobs: a key fetches those a call named, nothing else; the wheel needs no credentials.
+  std::filesystem::create_directories(dir_ / "models");
+  std::ofstream(dir_ / "models/m.pkl") << "model bytes";
+  auto ref = blobs.Describe(dir_ / "models/m.pkl");
+  ASSERT_TRUE(ref.ok());
+  HttpRequest fetch{"GET", "/api/v1/model-blobs/" + ref->sha256, "", bearer, "", false, "", ""};
+  HttpResponse got = router.HandleNow(fetch);
+  EXPECT_EQ(got.status, 200);
+  EXPECT_EQ(got.file_path, (dir_ / "models/m.pkl").string());
+  fetch.target = "/api/v1/model-blobs/" + std::string(64, 'a');
+  EXPECT_EQ(router.HandleNow(fetch).status, 404);
+  fetch.target = "/api/v1/model-blobs/not-a-hash";
+  EXPECT_EQ(router.HandleNow(fetch).status, 400);
+  fetch.target = "/api/v1/model-blobs/..%2F..%2Fetc%2Fpasswd";
+  int traversal = router.HandleNow(fetch).status;
+  EXPECT_TRUE(traversal == 400 || traversal == 404) << traversal;
+  HttpRequest listing{"GET", "/downloads/", "", "", "", false, "", ""};
+  EXPECT_EQ(router.HandleNow(listing).status, 200);
+  listing.target = "/downloads/giskard_worker_shim-0.1.0-py3-none-any.whl";
+  EXPECT_EQ(router.HandleNow(listing).status, 404);  // this router serves no wheel
 }
 
 TEST_F(RouterTest, ValidationErrorsNameTheField) {

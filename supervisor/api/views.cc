@@ -53,6 +53,7 @@ json WorkerView(const workers::WorkerInfo& w, bool environment, int64_t now_ms) 
   bool running = w.state == workers::WorkerState::kRunning;
   json j = {{"id", w.id},
             {"kernel", w.kernel},
+            {"managed", true},
             {"state", workers::StateName(w.state)},
             {"pid", w.pid},
             {"connected", w.connected},
@@ -73,6 +74,38 @@ json WorkerView(const workers::WorkerInfo& w, bool environment, int64_t now_ms) 
   return j;
 }
 
+json RemoteWorkerView(const relay::RemoteWorkerInfo& w, bool environment, int64_t now_ms) {
+  json j = {{"id", w.hello.worker_id},
+            {"kernel", w.hello.name},
+            {"managed", false},
+            {"state", "running"},
+            {"active", w.active},
+            {"pid", w.pid},
+            {"connected", true},
+            {"restarts", 0},
+            {"quickFailures", 0},
+            {"exit", ""},
+            {"lastError", nullptr},
+            {"pythonVersion", w.hello.python_version},
+            {"uptimeSeconds", w.connected_at_ms > 0 ? (now_ms - w.connected_at_ms) / 1000 : 0},
+            {"startedAt", Time(w.connected_at_ms)},
+            {"createdAt", Time(w.connected_at_ms)},
+            {"updatedAt", Time(w.last_seen_ms)},
+            {"logFile", ""},
+            {"remoteAddress", w.hello.remote},
+            {"hostname", w.hostname},
+            {"keyName", w.hello.key_name}};
+  if (environment) {
+    json env = json::parse(w.hello.env_json, nullptr, /*allow_exceptions=*/false);
+    j["environment"] = env.is_object() ? env : json::object();
+  }
+  return j;
+}
+
+json KeyView(const store::KeyRow& k) {
+  return {{"name", k.name}, {"createdAt", Time(k.created_at_ms)}, {"lastUsedAt", Time(k.last_used_at_ms)}};
+}
+
 json EventsView(const std::vector<store::Event>& events) {
   json out = json::array();
   for (const auto& e : events) {
@@ -88,18 +121,27 @@ json EventsView(const std::vector<store::Event>& events) {
   return out;
 }
 
-std::string PredictView(const service::PredictAnswer& a) {
-  std::string_view result = a.result;
-  // The result is a JSON object: drop its closing brace and append ours.
+std::string PredictView(service::PredictAnswer a) {
+  // The result object without its closing brace (nor the blanks before it), where it lies in
+  // the reply frame; then ours. Only the short head of the frame moves: no new allocation
+  // (the decoder left room to grow) and no copy of the predictions elsewhere.
+  std::string out = std::move(a.reply);
+  std::string_view result = std::string_view(out).substr(a.result_begin, a.result_size);
   size_t close = result.rfind('}');
-  std::string_view inner = result.substr(0, close == std::string_view::npos ? 0 : close);
-  size_t last = inner.find_last_not_of(" \t\r\n");
-  bool empty = last == std::string_view::npos || inner[last] == '{';
-  std::string out;
-  out.reserve(inner.size() + a.worker.size() + 64);
-  out.append(inner.empty() ? std::string_view("{") : inner);
-  out += empty ? "" : ",";
-  out += "\"worker\":" + json(a.worker).dump();
+  size_t last = close == std::string_view::npos || close == 0
+                    ? std::string_view::npos
+                    : result.find_last_not_of(" \t\r\n", close - 1);
+  bool empty = last == std::string_view::npos || result[last] == '{';
+  if (last == std::string_view::npos) {
+    out = "{";
+  } else {
+    out.resize(a.result_begin + last + 1);
+    out.erase(0, a.result_begin);
+  }
+  std::string worker = json(a.worker).dump();
+  out.reserve(out.size() + worker.size() + 64);
+  out += empty ? "\"worker\":" : ",\"worker\":";
+  out += worker;
   out += ",\"durationMs\":" + std::to_string(a.duration_ms);
   out += ",\"queuedMs\":" + std::to_string(a.queued_ms) + "}";
   return out;

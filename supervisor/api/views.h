@@ -13,6 +13,7 @@
 #include "supervisor/service/model_service.h"
 #include "supervisor/service/system_service.h"
 #include "supervisor/store/store.h"
+#include "supervisor/relay/remote_workers.h"
 #include "supervisor/workers/worker.h"
 
 namespace gsk::api {
@@ -25,12 +26,20 @@ nlohmann::json KernelView(const service::Kernel& kernel, const service::KernelSt
 
 // A worker; with `environment`, also what its hello reported.
 nlohmann::json WorkerView(const workers::WorkerInfo& worker, bool environment, int64_t now_ms);
+// An unmanaged worker, in the same shape plus "managed": false, "active", "remoteAddress",
+// "hostname" and "keyName".
+nlohmann::json RemoteWorkerView(const relay::RemoteWorkerInfo& worker, bool environment,
+                                int64_t now_ms);
 
 nlohmann::json EventsView(const std::vector<store::Event>& events);
 
+// A worker API key without its secret: {"name", "createdAt", "lastUsedAt"}.
+nlohmann::json KeyView(const store::KeyRow& key);
+
 // The answer of a predict call as JSON text: the worker's result object as it sent it (its
-// rows are not decoded and re-encoded), plus "worker", "durationMs" and "queuedMs".
-std::string PredictView(const service::PredictAnswer& answer);
+// rows are not decoded and re-encoded), plus "worker", "durationMs" and "queuedMs". Built in
+// the memory of the answer's reply frame, which it takes.
+std::string PredictView(service::PredictAnswer answer);
 
 // {"model", "loaded": N, "workers": [{"worker", ...result} | {"worker", "error": {...}}]}.
 nlohmann::json LoadView(const service::LoadAnswer& answer);

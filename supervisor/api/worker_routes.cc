@@ -81,15 +81,27 @@ void Router::AddWorkerRoutes() {
     }
     json list = json::array();
     for (const auto& w : workers->List(kernel)) list.push_back(WorkerView(w, false, Now()));
+    if (services_.remote != nullptr) {
+      for (const auto& w : services_.remote->List(kernel)) {
+        list.push_back(RemoteWorkerView(w, false, Now()));
+      }
+    }
     size_t count = list.size();
     reply(JsonResponse(200, {{"workers", std::move(list)}, {"count", count}}));
   });
   auto answer = [this](const Result<workers::WorkerInfo>& w) {
     return w.ok() ? JsonResponse(200, WorkerView(*w, true, Now())) : StatusResponse(w.status());
   };
-  table_.Add("GET", "/api/v1/workers/{id}", [workers, answer](const HttpRequest&,
-                                                              const RouteParams& p, Reply reply) {
+  relay::RemoteWorkers* remote = services_.remote;
+  table_.Add("GET", "/api/v1/workers/{id}", [this, workers, answer, remote](
+                                                const HttpRequest&, const RouteParams& p,
+                                                Reply reply) {
     if (workers == nullptr) return reply(NoWorkers());
+    if (remote != nullptr) {
+      if (auto w = remote->Get(p.path.at("id"))) {
+        return reply(JsonResponse(200, RemoteWorkerView(*w, true, Now())));
+      }
+    }
     reply(answer(workers->Get(p.path.at("id"))));
   });
   table_.Add("DELETE", "/api/v1/workers/{id}", [workers](const HttpRequest&, const RouteParams& p,

@@ -248,6 +248,7 @@ void AddClientCommands(CLI::App& app, int* exit_code, const CommandEnv& env) {
   std::vector<CLI::App*> commands = AddStatusAndVersion(app, shared);
   commands.push_back(kernels);
   commands.push_back(AddWorkerCommands(app, shared));
+  commands.push_back(AddKeyCommands(app, shared));
   AddPredictCommand(app, shared);
   commands.push_back(app.get_subcommand("predict"));
   RejectGlobalsWithoutClientCommand(app, std::move(globals), std::move(commands));

@@ -104,6 +104,13 @@ struct PredictFlags {
 int Predict(const HttpClient& client, const PredictFlags& flags, const CommandEnv& env);
 void AddPredictCommand(CLI::App& app, const std::shared_ptr<Shared>& shared);
 
+// key_commands.cc: `keys create NAME | list | revoke NAME`. create prints the key alone on
+// stdout (shown once), so that scripts can capture it.
+int KeysCreate(const HttpClient& client, const std::string& name, bool json, const CommandEnv& env);
+int KeysList(const HttpClient& client, bool json, const CommandEnv& env);
+int KeysRevoke(const HttpClient& client, const std::string& name, bool json, const CommandEnv& env);
+CLI::App* AddKeyCommands(CLI::App& app, const std::shared_ptr<Shared>& shared);
+
 // std::cout, std::cerr, the process environment, files and stdin.
 CommandEnv RealCommandEnv();
 

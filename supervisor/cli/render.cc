@@ -170,8 +170,11 @@ std::string RenderKernelTable(const json& kernels) {
   for (const json& k : kernels) {
     if (!k.is_object()) continue;
     std::string hash = Field(k, "envHash");
+    // An unmanaged kernel wants no number of workers: it has those that connected.
+    bool connected = Field(k, "type") == "UNMANAGED" && k.contains("runningWorkers");
     table.AddRow({Field(k, "name"), Field(k, "type"), Field(k, "pythonVersion"), Field(k, "status"),
-                  Field(k, "workers"), DepsSummary(k), hash.substr(0, 12),
+                  Field(k, connected ? "runningWorkers" : "workers"), DepsSummary(k),
+                  hash.substr(0, 12),
                   ShortTime(Field(k, "updatedAt"))});
   }
   return table.Render();

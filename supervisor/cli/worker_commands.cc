@@ -63,6 +63,16 @@ int KernelsStartStop(const HttpClient& client, const std::string& name, bool sta
   return kExitOk;
 }
 
+// Where an unmanaged worker runs: "host (address:port)"; "-" for a managed worker (this host).
+std::string Peer(const json& w) {
+  if (w.value("managed", true)) return "-";
+  const json& hostname = w.value("hostname", json());
+  std::string host = hostname.is_string() ? hostname.get<std::string>() : "";
+  std::string address = Field(w, "remoteAddress");
+  if (host.empty()) return address;
+  return host + " (" + address + ")";
+}
+
 std::string RenderWorkerTable(const json& workers) {
   Table table({{"ID"},
                {"KERNEL"},
@@ -71,7 +81,8 @@ std::string RenderWorkerTable(const json& workers) {
                {"UPTIME", Align::kRight},
                {"RESTARTS", Align::kRight},
                {"PYTHON"},
-               {"LAST EXIT"}});
+               {"LAST EXIT"},
+               {"PEER"}});
   if (!workers.is_array()) return table.Render();
   for (const json& w : workers) {
     if (!w.is_object()) continue;
@@ -79,7 +90,7 @@ std::string RenderWorkerTable(const json& workers) {
     table.AddRow({Field(w, "id"), Field(w, "kernel"), Field(w, "state"),
                   w.value("pid", 0) > 0 ? Field(w, "pid") : "-",
                   running ? Uptime(w.value("uptimeSeconds", json())) : "-", Field(w, "restarts"),
-                  Field(w, "pythonVersion"), Field(w, "exit")});
+                  Field(w, "pythonVersion"), Field(w, "exit"), Peer(w)});
   }
   return table.Render();
 }
@@ -100,7 +111,15 @@ std::string RenderWorkerDetails(const json& w) {
   line("last exit", Field(w, "exit"));
   line("last error", Field(w, "lastError"));
   line("started", ShortTime(Field(w, "startedAt")));
-  line("log", Field(w, "logFile"));
+  if (!w.value("managed", true)) {
+    line("managed", "no (it dialed in: `giskard worker start`)");
+    line("active", w.value("active", false) ? "yes (its kernel's calls go to it)" : "no (standby)");
+    line("peer", Field(w, "remoteAddress"));
+    line("hostname", Field(w, "hostname"));
+    line("api key", Field(w, "keyName"));
+  } else {
+    line("log", Field(w, "logFile"));
+  }
   json env = w.value("environment", json::object());
   if (env.is_object() && !env.empty()) {
     out += "environment:\n";

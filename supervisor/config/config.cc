@@ -119,6 +119,13 @@ Status ReadServer(TableReader& r, ServerConfig& s) {
   }
   GSK_RETURN_IF_ERROR(r.Str("api_token", s.api_token));
   GSK_RETURN_IF_ERROR(r.Str("api_token_file", s.api_token_file));
+  GSK_RETURN_IF_ERROR(r.Str("tls_certificate", s.tls_certificate));
+  GSK_RETURN_IF_ERROR(r.Str("tls_private_key", s.tls_private_key));
+  if (s.tls_certificate.empty() != s.tls_private_key.empty()) {
+    return r.Error(s.tls_certificate.empty() ? "tls_certificate" : "tls_private_key",
+                   "set both tls_certificate and tls_private_key (PEM files) for HTTPS, or "
+                   "neither for plain HTTP");
+  }
   server::ServerOptions& h = s.http;
   GSK_RETURN_IF_ERROR(r.Integer("max_body_bytes", h.max_body_bytes, 1024, int64_t{1} << 30));
   int64_t read = h.read_timeout.count();

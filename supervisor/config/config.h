@@ -24,6 +24,10 @@ struct ServerConfig {
   uint32_t admin_socket_mode = 0600;
   std::string api_token;                   // "" -> api_token_file or generated
   std::string api_token_file;              // "" -> <state>/api-token
+  // Both set: the TCP listener speaks HTTPS, and WSS to workers (PEM files; the certificate
+  // file holds the chain). Both empty: plain HTTP.
+  std::string tls_certificate;
+  std::string tls_private_key;
   server::ServerOptions http;              // body limit, timeouts, connections
 };
 

@@ -69,6 +69,8 @@ TEST(ConfigTest, ErrorsNameTheKeyAndFile) {
       {"[server]\nadmin_socket_mode = \"0044\"\n", "admin_socket_mode"},
       {"[packages]\nfind_links = \"x\"\n", "expected an array of strings"},
       {"[server\n", "test.toml:1:"},
+      {"[server]\ntls_certificate = \"/c.pem\"\n", "tls_private_key: set both"},
+      {"[server]\ntls_private_key = \"/k.pem\"\n", "tls_certificate: set both"},
   };
   for (const auto& tc : cases) {
     auto c = LoadTomlString(tc.toml, "test.toml", Config{});

@@ -26,8 +26,10 @@
 #include "supervisor/envs/env_manager.h"
 #include "supervisor/process/forking_launcher.h"
 #include "supervisor/process/process_launcher.h"
+#include "supervisor/relay/remote_workers.h"
 #include "supervisor/server/http_server.h"
 #include "supervisor/service/kernel_service.h"
+#include "supervisor/service/key_service.h"
 #include "supervisor/service/system_service.h"
 #include "supervisor/store/store.h"
 
@@ -114,6 +116,7 @@ class Daemon {
   std::unique_ptr<service::KernelService> kernels_;
   std::unique_ptr<WorkerSupervision> workers_;
   std::unique_ptr<service::SystemService> system_;
+  std::unique_ptr<service::KeyService> keys_;
   std::unique_ptr<api::Router> router_;
   std::unique_ptr<server::HttpServer> http_;
   std::optional<boost::asio::signal_set> signals_;
@@ -202,12 +205,17 @@ Status Daemon::BuildServices() {
   sources.running_builds = [this] { return environments_->running_builds(); };
   system_ = std::make_unique<service::SystemService>(*store_, clock_, std::move(facts),
                                                      std::move(sources));
+  keys_ = std::make_unique<service::KeyService>(*store_, clock_);
   api::RouterOptions router_options;
   router_options.api_token = token_;
   router_options.now_ms = [this] { return clock_.NowUnixMillis(); };
+  if (shim_wheel.ok()) router_options.shim_wheel = *shim_wheel;
   router_ = std::make_unique<api::Router>(
-      api::Services{kernels_.get(), &workers_->service(), system_.get(), &workers_->models()},
+      api::Services{kernels_.get(), &workers_->service(), system_.get(), &workers_->models(),
+                    keys_.get(), &workers_->remote(), &workers_->blobs()},
       router_options);
+  relay::RemoteWorkers* remote = &workers_->remote();
+  keys_->SetOnRevoked([remote](const std::string& name) { remote->CloseByKey(name); });
   return Status::Ok();
 }
 
@@ -223,13 +231,19 @@ Status Daemon::Listen() {
       [small, model_calls](std::string_view method, std::string_view target) {
         return api::IsModelCall(method, target) ? model_calls : small;
       });
+  http_->SetUpgradeHandler([this](const api::HttpRequest& r) { return router_->Upgrade(r); });
+  bool tls = !config_.server.tls_certificate.empty();
+  if (tls) {
+    GSK_RETURN_IF_ERROR(
+        http_->UseTls(config_.server.tls_certificate, config_.server.tls_private_key));
+  }
   auto host_port = config::ParseHostPort(config_.server.listen);  // validated by Resolve
   GSK_ASSIGN_OR_RETURN(uint16_t port, http_->ListenTcp(host_port->host, host_port->port));
   system_->facts().listen = HostPortText(host_port->host, port);
   GSK_RETURN_IF_ERROR(
       http_->ListenUnix(config_.AdminSocketPath(), config_.server.admin_socket_mode));
-  spdlog::info("event=http.listening listen={} max_connections={}", system_->facts().listen,
-               options.max_connections);
+  spdlog::info("event=http.listening listen={} tls={} max_connections={}",
+               system_->facts().listen, tls, options.max_connections);
   return Status::Ok();
 }
 

@@ -1,9 +1,13 @@
 #include "supervisor/daemon/workers_setup.h"
 
+#include <unistd.h>
+
 #include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "supervisor/relay/relay.h"
+#include "supervisor/relay/remote_workers.h"
 #include "supervisor/relay/worker_socket.h"
 #include "supervisor/workers/observer_list.h"
 #include "supervisor/workers/store_observer.h"
@@ -18,7 +22,10 @@ struct WorkerSupervision::Parts {
   std::unique_ptr<workers::WorkerPool> pool;
   std::unique_ptr<service::WorkerService> service;
   std::unique_ptr<relay::WorkerSocket> socket;
+  std::unique_ptr<relay::RemoteWorkers> remote;
+  std::unique_ptr<relay::EitherLinks> links;
   std::unique_ptr<relay::Relay> relay;
+  std::unique_ptr<service::ModelBlobs> blobs;
   std::unique_ptr<service::ModelService> models;
 };
 
@@ -57,6 +64,30 @@ service::ModelOptions ModelOptions(const config::Config& config) {
   return o;
 }
 
+// An unmanaged worker may take a name that is free or an unmanaged kernel's; the first one
+// creates its UNMANAGED kernel, with the worker's Python version.
+Status AcceptRemoteName(service::KernelService& kernels, const relay::RemoteHello& hello) {
+  Result<const service::Kernel*> k = kernels.Get(hello.name);
+  if (k.ok()) {
+    if (!(*k)->managed()) return Status::Ok();
+    return AlreadyExists("the name \"" + hello.name + "\" belongs to a managed kernel of this "
+                         "supervisor; start the worker with another --name");
+  }
+  if (k.status().code() != StatusCode::kNotFound) return k.status();
+  std::string version = hello.python_version;
+  if (size_t dot = version.find('.'); dot != std::string::npos) {
+    version = version.substr(0, version.find('.', dot + 1));  // "3.11.7" -> "3.11"
+  }
+  nlohmann::json doc = {{"name", hello.name}, {"type", "UNMANAGED"}, {"pythonVersion", version}};
+  auto created = kernels.Create(doc.dump(), service::Caller{"worker-key:" + hello.key_name});
+  if (!created.ok()) {
+    return InvalidArgument("cannot create the kernel \"" + hello.name + "\" for this worker: " +
+                           created.status().message());
+  }
+  spdlog::info("event=kernel.created_by_worker kernel={} python={}", hello.name, version);
+  return Status::Ok();
+}
+
 }  // namespace
 
 WorkerSupervision::WorkerSupervision() : parts_(std::make_unique<Parts>()) {}
@@ -88,13 +119,34 @@ Result<std::unique_ptr<WorkerSupervision>> WorkerSupervision::Start(
     parts->pool->OnDisconnected(id);
   };
   p.socket = std::make_unique<relay::WorkerSocket>(d.io, std::move(socket_options));
+  relay::RemoteWorkersOptions remote_options;
+  remote_options.heartbeat = config.workers.heartbeat;
+  remote_options.supervisor_pid = static_cast<int>(::getpid());
+  service::KernelService* kernels = &d.kernels;
+  remote_options.on_hello = [kernels](const relay::RemoteHello& hello) {
+    return AcceptRemoteName(*kernels, hello);
+  };
+  remote_options.on_connected = [parts](const std::string& kernel) {
+    parts->relay->OnRemoteConnected(kernel);
+  };
+  remote_options.on_disconnect = [parts](const std::string& worker, const std::string&,
+                                         const std::string& why) {
+    parts->relay->OnRemoteGone(worker, why);
+  };
+  p.remote = std::make_unique<relay::RemoteWorkers>(d.timers, d.clock, std::move(remote_options));
+  p.links = std::make_unique<relay::EitherLinks>(*p.socket, *p.remote);
   relay::RelayOptions relay_options;
   relay_options.queue_size = config.models.queue_size;
   relay_options.models_per_worker = config.models.models_per_worker;
-  p.relay = std::make_unique<relay::Relay>(*p.socket, *p.pool, d.timers, d.clock, relay_options);
+  relay_options.remote_worker = [parts](const std::string& kernel) {
+    return parts->remote->Active(kernel);
+  };
+  p.relay = std::make_unique<relay::Relay>(*p.links, *p.pool, d.timers, d.clock, relay_options);
   p.observers.Add(p.relay.get());
+  p.blobs = std::make_unique<service::ModelBlobs>(config.state_dir / "cache/model-blobs");
   p.models = std::make_unique<service::ModelService>(d.kernels, *p.pool, *p.relay,
                                                      ModelOptions(config));
+  p.models->SetBlobs(p.blobs.get());
   GSK_RETURN_IF_ERROR(p.models->Init());
   GSK_RETURN_IF_ERROR(p.socket->Listen());
   p.service->AdoptFromStore();
@@ -111,12 +163,17 @@ Result<std::unique_ptr<WorkerSupervision>> WorkerSupervision::Start(
 
 service::ModelService& WorkerSupervision::models() { return *parts_->models; }
 
+relay::RemoteWorkers& WorkerSupervision::remote() { return *parts_->remote; }
+
+service::ModelBlobs& WorkerSupervision::blobs() { return *parts_->blobs; }
+
 service::WorkerService& WorkerSupervision::service() { return *parts_->service; }
 
 void WorkerSupervision::ReconcileAll() { parts_->service->ReconcileAll(); }
 
 void WorkerSupervision::StopAll(std::function<void()> done) {
   Parts* p = parts_.get();
+  p->remote->CloseAll();
   p->pool->StopAll([p, done = std::move(done)] {
     p->socket->Close();
     if (done) done();

@@ -14,6 +14,7 @@
 #include "supervisor/envs/environments.h"
 #include "supervisor/process/process_launcher.h"
 #include "supervisor/service/kernel_service.h"
+#include "supervisor/service/model_blobs.h"
 #include "supervisor/service/model_service.h"
 #include "supervisor/service/worker_service.h"
 #include "supervisor/store/store.h"
@@ -21,6 +22,10 @@
 namespace boost::asio {
 class io_context;
 }  // namespace boost::asio
+
+namespace gsk::relay {
+class RemoteWorkers;
+}  // namespace gsk::relay
 
 namespace gsk::daemon {
 
@@ -45,6 +50,10 @@ class WorkerSupervision {
 
   service::WorkerService& service();
   service::ModelService& models();
+  // The unmanaged workers (their WebSocket connections).
+  relay::RemoteWorkers& remote();
+  // The bytes of the models that unmanaged workers fetch.
+  service::ModelBlobs& blobs();
   // Starts the workers every ready kernel wants (after the envs were resumed).
   void ReconcileAll();
   // Stops every worker gracefully; `done` runs once none is left, and the socket is closed.

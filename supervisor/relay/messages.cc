@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "supervisor/protocol/json_envelope.h"
+#include "supervisor/relay/remote_workers.h"
 
 namespace gsk::relay {
 
@@ -24,6 +25,19 @@ Result<json> ParseObject(std::string_view text) {
 Status FieldError(std::string_view field, std::string_view what) {
   return InvalidArgument("hello: " + std::string(field) + " " + std::string(what))
       .WithDetail("field", std::string(field));
+}
+
+// A hello of this protocol version, as an object; `advice` ends the version mismatch message.
+Result<json> ParseHelloObject(std::string_view text, std::string_view advice) {
+  GSK_ASSIGN_OR_RETURN(json j, ParseObject(text));
+  if (j.value("type", json()) != "hello") return InvalidArgument("the first message must be a hello");
+  const json& protocol = j.value("protocol", json());
+  if (!protocol.is_number_integer()) return FieldError("protocol", "must be an integer");
+  if (protocol.get<int64_t>() != kProtocolVersion) {
+    return FailedPrecondition("protocol " + protocol.dump() + " is not supported; this supervisor speaks " +
+                              std::to_string(kProtocolVersion) + std::string(advice));
+  }
+  return j;
 }
 
 }  // namespace
@@ -70,14 +84,7 @@ std::string RequestMessage(std::string_view id, std::string_view method,
 
 Result<workers::Registration> ParseHello(std::string_view json_text,
                                           int64_t clock_ticks_per_second) {
-  GSK_ASSIGN_OR_RETURN(json j, ParseObject(json_text));
-  if (j.value("type", json()) != "hello") return InvalidArgument("the first message must be a hello");
-  const json& protocol = j.value("protocol", json());
-  if (!protocol.is_number_integer()) return FieldError("protocol", "must be an integer");
-  if (protocol.get<int64_t>() != kProtocolVersion) {
-    return FailedPrecondition("protocol " + protocol.dump() + " is not supported; this supervisor speaks " +
-                              std::to_string(kProtocolVersion));
-  }
+  GSK_ASSIGN_OR_RETURN(json j, ParseHelloObject(json_text, ""));
   workers::Registration r;
   const json& id = j.value("workerId", json());
   if (!id.is_string() || id.get<std::string>().empty()) return FieldError("workerId", "must be a non-empty string");
@@ -106,6 +113,30 @@ Result<workers::Registration> ParseHello(std::string_view json_text,
   r.python_version = version.get<std::string>();
   r.env_json = env.dump();
   return r;
+}
+
+Status ParseRemoteHello(std::string_view json_text, RemoteHello& out) {
+  GSK_ASSIGN_OR_RETURN(json j, ParseHelloObject(json_text, "; install the shim it serves"));
+  const json& id = j.value("workerId", json());
+  if (!id.is_string() || id.get<std::string>().empty() || id.get<std::string>().size() > 128) {
+    return FieldError("workerId", "must be a non-empty string of at most 128 characters");
+  }
+  const json& name = j.value("name", json());
+  if (!name.is_string()) {
+    return FieldError("name", "must be a string: the worker's name (--name)");
+  }
+  const json& reconnect = j.value("reconnect", json(false));
+  if (!reconnect.is_boolean()) return FieldError("reconnect", "must be true or false");
+  const json& env = j.value("env", json());
+  if (!env.is_object()) return FieldError("env", "must be an object");
+  const json& version = env.value("pythonVersion", json());
+  if (!version.is_string()) return FieldError("env.pythonVersion", "must be a string");
+  out.worker_id = id.get<std::string>();
+  out.name = name.get<std::string>();
+  out.reconnect = reconnect.get<bool>();
+  out.python_version = version.get<std::string>();
+  out.env_json = env.dump(-1, ' ', false, json::error_handler_t::replace);
+  return Status::Ok();
 }
 
 std::string WelcomeMessage(double heartbeat_seconds, int supervisor_pid) {

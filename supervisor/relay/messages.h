@@ -23,6 +23,11 @@ Result<std::string> MessageType(std::string_view json_text);
 // env.processStartTime (seconds after boot) to /proc's ticks.
 Result<workers::Registration> ParseHello(std::string_view json_text, int64_t clock_ticks_per_second);
 
+// An unmanaged worker's hello: workerId, name, reconnect and env (with env.pythonVersion)
+// into `out` (its remote and key_name are left as they are). Errors as ParseHello's.
+struct RemoteHello;
+Status ParseRemoteHello(std::string_view json_text, RemoteHello& out);
+
 // A frame after the hello, as far as the relay needs it: its type and, for a reply, the id and
 // the bytes of its result or error object (views into the payload). The payload is validated
 // whole; nothing in it is decoded but these.

@@ -1,5 +1,7 @@
 #include "supervisor/relay/messages.h"
 
+#include "supervisor/relay/remote_workers.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -34,6 +36,19 @@ TEST(MessagesTest, ParsesTheExampleHello) {
 TEST(MessagesTest, ParsesTheReconnectHello) {
   auto r = ParseHello(Example("hello-reconnect.json"), 100);
   ASSERT_TRUE(r.ok()) << r.status().message();
+}
+
+TEST(MessagesTest, ParsesTheExampleUnmanagedHello) {
+  RemoteHello r;
+  r.remote = "10.0.0.7:5555";
+  ASSERT_TRUE(ParseRemoteHello(Example("hello-unmanaged.json"), r).ok());
+  json hello = json::parse(Example("hello-unmanaged.json"));
+  EXPECT_EQ(r.worker_id, hello["workerId"]);
+  EXPECT_EQ(r.name, hello["name"]);
+  EXPECT_FALSE(r.reconnect);
+  EXPECT_EQ(r.python_version, hello["env"]["pythonVersion"]);
+  EXPECT_EQ(json::parse(r.env_json), hello["env"]);
+  EXPECT_EQ(r.remote, "10.0.0.7:5555");  // left as it was
 }
 
 TEST(MessagesTest, AnUnmanagedHelloHasNoTokenForThisSocket) {

@@ -52,9 +52,17 @@ size_t Relay::waiting(const std::string& kernel) const {
   return it == queues_.end() ? 0 : it->second.size();
 }
 
+std::vector<std::string> Relay::Candidates(const std::string& kernel) const {
+  std::vector<std::string> ids = pool_.RunningIds(kernel);
+  if (options_.remote_worker) {
+    if (std::string remote = options_.remote_worker(kernel); !remote.empty()) ids.push_back(remote);
+  }
+  return ids;
+}
+
 std::vector<std::string> Relay::Reachable(const std::string& kernel) const {
   std::vector<std::string> out;
-  for (const std::string& id : pool_.RunningIds(kernel)) {
+  for (const std::string& id : Candidates(kernel)) {
     if (links_.Connected(id)) out.push_back(id);
   }
   return out;
@@ -97,7 +105,7 @@ void Relay::Dispatch(const std::string& kernel) {
   auto q = queues_.find(kernel);
   if (q == queues_.end() || q->second.empty()) return;
   std::vector<std::string> idle;
-  for (const std::string& id : pool_.RunningIds(kernel)) {
+  for (const std::string& id : Candidates(kernel)) {
     if (links_.Connected(id) && slots_[id].call == 0) idle.push_back(id);
   }
   for (auto it = q->second.begin(); it != q->second.end() && !idle.empty();) {
@@ -130,9 +138,14 @@ void Relay::DispatchLater(const std::string& kernel) {
 
 void Relay::Send(Call& call, const std::string& worker) {
   std::string request_id = "c" + std::to_string(call.id);
-  std::string frame = RequestMessage(request_id, call.request.method, call.request.params);
-  call.request.params.clear();
-  call.request.params.shrink_to_fit();  // the frame holds it now
+  // The message is built around the params where they lie (they may be a 10,000-row table):
+  // with kRequestHeadroom spare capacity the insertion moves them without reallocating.
+  std::string head = RequestMessage(request_id, call.request.method, "");  // ..."params":}
+  head.pop_back();
+  std::string frame = std::move(call.request.params);
+  frame.insert(0, head);
+  frame.push_back('}');
+  call.request.params = std::string();
   call.worker = worker;
   call.sent = true;
   call.sent_ms = clock_.MonotonicMillis();
@@ -145,16 +158,23 @@ void Relay::Send(Call& call, const std::string& worker) {
                                 });
   if (!sent.ok()) {
     slots_[worker].call = 0;
-    Finish(id, {sent.WithDetail("reason", "worker_lost"), worker, "", 0, 0});
+    if (sent.code() == StatusCode::kUnavailable) sent.WithDetail("reason", "worker_lost");
+    Finish(id, {sent, worker, "", 0, 0});
   }
 }
 
 void Relay::OnReply(uint64_t id, const std::string& worker, Result<std::string> reply) {
   auto it = calls_.find(id);
-  // A call that timed out is finished already, and its worker is being killed: its slot stays
-  // taken until the worker is gone.
-  if (it == calls_.end()) return;
   auto slot = slots_.find(worker);
+  if (it == calls_.end()) {
+    // A call that timed out is finished already. A managed worker is being killed: its slot
+    // stays taken until it is gone. An unmanaged one was not killed: it is free again now.
+    if (slot != slots_.end() && slot->second.call == id && reply.ok() && !pool_.Get(worker)) {
+      slot->second.call = 0;
+      if (std::optional<std::string> kernel = KernelOfRemote(worker)) Dispatch(*kernel);
+    }
+    return;
+  }
   if (slot != slots_.end() && slot->second.call == id && reply.ok()) slot->second.call = 0;
   Call& call = *it->second;
   if (!reply.ok()) {
@@ -203,9 +223,19 @@ void Relay::OnDeadline(uint64_t id) {
   }
   std::string worker = call.worker;
   std::string method = call.request.method;
+  std::string call_kernel = call.request.kernel;
+  bool managed = pool_.Get(worker).has_value();
   Finish(id, {DeadlineExceeded("worker " + worker + " did not answer within " + limit +
-                               " (the call's timeout); it was killed and is being replaced"),
+                               (managed ? " (the call's timeout); it was killed and is being replaced"
+                                        : " (the call's timeout); it takes calls again once it "
+                                          "answers")),
               worker, "", call.sent_ms - call.submitted_ms, clock_.MonotonicMillis() - call.sent_ms});
+  if (!pool_.Get(worker)) {
+    // An unmanaged worker cannot be killed from here: its slot stays busy until its late reply
+    // or its disconnection.
+    remote_kernels_[worker] = call_kernel;
+    return;
+  }
   // Its slot stays busy until its exit: nothing else is sent to a worker being killed.
   Status killed = pool_.Kill(worker, "a " + method + " call ran past its " + limit + " timeout");
   if (!killed.ok()) slots_.erase(worker);
@@ -229,6 +259,31 @@ void Relay::OnTransition(const workers::WorkerInfo& worker, workers::WorkerState
 }
 
 void Relay::OnRemoved(const workers::WorkerInfo& worker) { OnWorkerGone(worker); }
+
+void Relay::OnRemoteConnected(const std::string& kernel) { DispatchLater(kernel); }
+
+void Relay::OnRemoteGone(const std::string& worker_id, const std::string& why) {
+  remote_kernels_.erase(worker_id);
+  auto slot = slots_.find(worker_id);
+  if (slot == slots_.end()) return;
+  uint64_t id = slot->second.call;
+  slots_.erase(slot);
+  if (id == 0 || calls_.count(id) == 0) return;
+  std::string kernel = calls_.at(id)->request.kernel;
+  Finish(id, {Unavailable("worker " + worker_id + " disconnected during the call (" + why + ")")
+                  .WithDetail("reason", "worker_lost")
+                  .WithDetail("worker", worker_id),
+              worker_id, "", 0, 0});
+  DispatchLater(kernel);  // a standby worker may take over
+}
+
+std::optional<std::string> Relay::KernelOfRemote(const std::string& worker_id) {
+  auto it = remote_kernels_.find(worker_id);
+  if (it == remote_kernels_.end()) return std::nullopt;
+  std::string kernel = std::move(it->second);
+  remote_kernels_.erase(it);
+  return kernel;
+}
 
 void Relay::OnConnected(const std::string& worker_id) {
   std::optional<workers::WorkerInfo> w = pool_.Get(worker_id);

@@ -14,6 +14,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/clock.h"
@@ -25,11 +26,16 @@
 
 namespace gsk::relay {
 
+// What the request message adds around a call's params (its type, id and method).
+inline constexpr size_t kRequestHeadroom = 128;
+
 struct CallRequest {
   std::string kernel;
   std::string method;  // "predict", "load_model"
   std::string model;   // the resolved model path: workers that loaded it are preferred
-  std::string params;  // the request's params: the text of a JSON object, sent as is
+  // The request's params: the text of a JSON object, sent as is. Built with kRequestHeadroom
+  // bytes of spare capacity, it becomes the request message without being copied.
+  std::string params;
   std::chrono::milliseconds timeout{60'000};  // from Submit to the reply
   std::string worker;  // "" = any worker of the kernel; else this one only
 };
@@ -56,6 +62,10 @@ struct RelayOptions {
   // How many models a worker keeps loaded (the shim's GSK_MODEL_CACHE_SIZE), to guess which
   // worker has a model.
   int models_per_worker = 4;
+  // The connected unmanaged worker that `kernel`'s calls go to, "" when none (not set: no
+  // unmanaged workers). Such workers are not the pool's: they are never killed, and they go
+  // through OnRemoteGone.
+  std::function<std::string(const std::string& kernel)> remote_worker;
 };
 
 class Relay final : public workers::WorkerObserver {
@@ -76,6 +86,9 @@ class Relay final : public workers::WorkerObserver {
   void Recheck();
   // A worker registered (its welcome is out): it may take calls, from the next turn.
   void OnConnected(const std::string& worker_id);
+  // An unmanaged worker of `kernel` registered; one lost its connection (its call fails now).
+  void OnRemoteConnected(const std::string& kernel);
+  void OnRemoteGone(const std::string& worker_id, const std::string& why);
 
   void OnTransition(const workers::WorkerInfo& worker, workers::WorkerState from,
                     std::string_view reason) override;
@@ -96,6 +109,9 @@ class Relay final : public workers::WorkerObserver {
   };
 
   void Dispatch(const std::string& kernel);
+  // The workers that may take `kernel`'s calls: its running managed workers, or its active
+  // unmanaged one.
+  std::vector<std::string> Candidates(const std::string& kernel) const;
   void DispatchLater(const std::string& kernel);
   void Send(Call& call, const std::string& worker);
   void OnReply(uint64_t id, const std::string& worker, Result<std::string> reply);
@@ -103,6 +119,7 @@ class Relay final : public workers::WorkerObserver {
   void OnWorkerGone(const workers::WorkerInfo& worker);
   void Finish(uint64_t id, CallOutcome outcome);
   void Unqueue(const Call& call);
+  std::optional<std::string> KernelOfRemote(const std::string& worker_id);
 
   WorkerLinks& links_;
   workers::WorkerPool& pool_;
@@ -113,6 +130,8 @@ class Relay final : public workers::WorkerObserver {
   std::map<uint64_t, std::unique_ptr<Call>> calls_;
   std::map<std::string, std::deque<uint64_t>> queues_;  // kernel -> waiting calls, oldest first
   std::map<std::string, Slot> slots_;                   // worker id -> what it runs and holds
+  // Unmanaged workers busy with a call that timed out -> their kernel (to dispatch once free).
+  std::map<std::string, std::string> remote_kernels_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

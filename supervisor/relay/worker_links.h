@@ -26,4 +26,23 @@ class WorkerLinks {
   virtual bool Connected(const std::string& worker_id) const = 0;
 };
 
+// Two kinds of links as one: requests go to whichever has the worker connected (managed
+// workers on the Unix socket, unmanaged ones on WebSockets).
+class EitherLinks final : public WorkerLinks {
+ public:
+  EitherLinks(WorkerLinks& first, WorkerLinks& second) : first_(first), second_(second) {}
+  Status Request(const std::string& worker_id, const std::string& request_id, std::string frame,
+                 ReplyHandler on_reply) override {
+    WorkerLinks& links = first_.Connected(worker_id) ? first_ : second_;
+    return links.Request(worker_id, request_id, std::move(frame), std::move(on_reply));
+  }
+  bool Connected(const std::string& worker_id) const override {
+    return first_.Connected(worker_id) || second_.Connected(worker_id);
+  }
+
+ private:
+  WorkerLinks& first_;
+  WorkerLinks& second_;
+};
+
 }  // namespace gsk::relay

@@ -14,10 +14,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <spdlog/spdlog.h>
 
 #include "supervisor/api/router.h"
 #include "supervisor/server/request_framing.h"
+#include "supervisor/server/websocket_peer.h"
 
 namespace gsk::server {
 namespace {
@@ -30,7 +33,14 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 using TcpStream = beast::tcp_stream;
+using SslStream = beast::ssl_stream<beast::tcp_stream>;
 using UnixStream = beast::basic_stream<asio::local::stream_protocol>;
+
+// The TCP or Unix stream under any TLS layer: its timeouts and its socket.
+template <typename Stream>
+auto& Lowest(Stream& stream) {
+  return beast::get_lowest_layer(stream);
+}
 
 constexpr uint64_t kMaxDrainBytes = 256ull << 20;
 // What a connection buffers beyond its header: a read window, and the whole of any chunk line
@@ -123,6 +133,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   ServerOptions options;
   Handler handler;
   BodyLimit body_limit;
+  api::UpgradeHandler upgrade;
+  std::unique_ptr<asio::ssl::context> tls;  // set: the TCP listener speaks HTTPS (and WSS)
   std::unique_ptr<asio::ip::tcp::acceptor> tcp_acceptor;
   std::unique_ptr<asio::local::stream_protocol::acceptor> unix_acceptor;
   Listener tcp;
@@ -136,6 +148,14 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   template <typename Stream>
   awaitable<void> RejectAndDrain(Stream& stream, api::HttpResponse response, unsigned version);
   awaitable<api::HttpResponse> Call(const api::HttpRequest& request);
+  template <typename Stream>
+  awaitable<bool> WriteFile(Stream& stream, const api::HttpResponse& response, unsigned version,
+                            bool keep_alive, bool head);
+  template <typename Stream>
+  awaitable<void> ServeWebSocket(Stream stream, http::request<http::string_body> request,
+                                 std::function<api::WebSocketHandlers(
+                                     std::shared_ptr<api::WebSocketPeer>)> attach,
+                                 Connection& conn);
   uint64_t BodyLimitFor(std::string_view method, std::string_view target) const {
     return body_limit ? body_limit(method, target) : options.max_body_bytes;
   }
@@ -151,11 +171,16 @@ awaitable<void> HttpServer::Impl::AcceptLoop(Acceptor& acceptor, Listener& liste
       spdlog::warn("event=http.accept_failed error=\"{}\"", ec.message());
       continue;
     }
-    if constexpr (std::is_same_v<Stream, TcpStream>) {
+    if constexpr (!std::is_same_v<Stream, UnixStream>) {
       beast::error_code ignored;
       socket.set_option(asio::ip::tcp::no_delay(true), ignored);
     }
-    asio::co_spawn(io, Session<Stream>(Stream(std::move(socket)), listener), asio::detached);
+    if constexpr (std::is_same_v<Stream, SslStream>) {
+      asio::co_spawn(io, Session<Stream>(Stream(TcpStream(std::move(socket)), *tls), listener),
+                     asio::detached);
+    } else {
+      asio::co_spawn(io, Session<Stream>(Stream(std::move(socket)), listener), asio::detached);
+    }
   }
 }
 
@@ -163,21 +188,58 @@ template <typename Stream>
 awaitable<void> HttpServer::Impl::RejectAndDrain(Stream& stream, api::HttpResponse response,
                                                  unsigned version) {
   auto res = ToBeast(std::move(response), version, false);
-  stream.expires_after(options.read_timeout);
+  Lowest(stream).expires_after(options.read_timeout);
   auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
   if (wec) co_return;
   // Read and discard what the client is still sending, for a bounded time and size, so that it
   // sees our answer instead of a connection reset. Nothing of it is parsed.
   beast::error_code ignored;
-  stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
+  Lowest(stream).socket().shutdown(asio::socket_base::shutdown_send, ignored);
   std::array<char, 64 * 1024> sink;
   uint64_t drained = 0;
-  stream.expires_after(std::chrono::seconds(5));
+  Lowest(stream).expires_after(std::chrono::seconds(5));
   while (drained < kMaxDrainBytes) {
     auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
     if (ec) break;
     drained += n;
   }
+}
+
+// Writes `response` with its file as the body; false when the connection is done for.
+template <typename Stream>
+awaitable<bool> HttpServer::Impl::WriteFile(Stream& stream, const api::HttpResponse& response,
+                                            unsigned version, bool keep_alive, bool head) {
+  http::file_body::value_type file;
+  beast::error_code ec;
+  file.open(response.file_path.c_str(), beast::file_mode::scan, ec);
+  if (ec) {
+    auto res = ToBeast(api::ErrorResponse(404, "NOT_FOUND", "the file of this answer is gone"),
+                       version, keep_alive);
+    Lowest(stream).expires_after(options.read_timeout);
+    auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
+    co_return !wec;
+  }
+  http::response<http::file_body> res{static_cast<http::status>(response.status), version};
+  res.set(http::field::server, "giskard-supervisor/" GSK_VERSION);
+  res.set(http::field::content_type, response.content_type);
+  res.set(http::field::cache_control, "no-store");
+  for (const auto& [name, value] : response.headers) res.set(name, value);
+  uint64_t size = file.size();
+  res.body() = std::move(file);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  if (head) {
+    http::response<http::empty_body> head_res{res.result(), version};
+    for (const auto& field : res) head_res.set(field.name_string(), field.value());
+    head_res.content_length(size);
+    Lowest(stream).expires_after(options.read_timeout);
+    auto [wec, wn] = co_await http::async_write(stream, head_res, kTuple);
+    co_return !wec;
+  }
+  // A slow reader gets the read timeout per megabyte, at least.
+  Lowest(stream).expires_after(options.read_timeout * static_cast<int>(1 + size / (1u << 20)));
+  auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
+  co_return !wec;
 }
 
 // Hands the request to the handler and waits for its reply, which may come on a later turn.
@@ -205,6 +267,14 @@ awaitable<api::HttpResponse> HttpServer::Impl::Call(const api::HttpRequest& requ
 template <typename Stream>
 awaitable<void> HttpServer::Impl::Session(Stream stream, Listener& listener) {
   auto self = shared_from_this();
+  if constexpr (std::is_same_v<Stream, SslStream>) {
+    Lowest(stream).expires_after(options.read_timeout);
+    auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
+    if (hec) {
+      spdlog::debug("event=http.tls_handshake_failed error=\"{}\"", hec.message());
+      co_return;
+    }
+  }
   if (static_cast<int>(listener.connections.size()) >= listener.max_connections &&
       !listener.EvictOne()) {
     co_await RejectAndDrain(stream,
@@ -214,14 +284,17 @@ awaitable<void> HttpServer::Impl::Session(Stream stream, Listener& listener) {
     co_return;
   }
   beast::flat_buffer buffer(kBufferLimit);
+  // Beast reads as much as the buffer has room for: a large body then takes few reads.
+  buffer.reserve(64 * 1024);
   auto conn = listener.connections.insert(listener.connections.end(), Connection{});
   conn->buffer = &buffer;
   conn->close = [&stream] {
     beast::error_code ignored;
-    stream.socket().shutdown(asio::socket_base::shutdown_both, ignored);
-    stream.socket().close(ignored);
+    Lowest(stream).socket().shutdown(asio::socket_base::shutdown_both, ignored);
+    Lowest(stream).socket().close(ignored);
   };
   bool first = true;
+  bool upgraded = false;  // the stream went to a WebSocket session
   auto on_chunk = [](std::uint64_t, beast::string_view extensions, beast::error_code& ec) {
     if (extensions.size() > kMaxChunkExtensionBytes) ec = http::error::bad_chunk_extension;
   };
@@ -234,7 +307,7 @@ awaitable<void> HttpServer::Impl::Session(Stream stream, Listener& listener) {
     conn->since = Clock::now();
     // An idle keep-alive connection waits idle_timeout for the next request to start; once it
     // started, the whole request must arrive within read_timeout.
-    stream.expires_after(first ? options.read_timeout : options.idle_timeout);
+    Lowest(stream).expires_after(first ? options.read_timeout : options.idle_timeout);
     auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kTuple);
     if (hec == http::error::end_of_stream || hec == beast::error::timeout ||
         hec == asio::error::operation_aborted || hec == asio::error::connection_reset ||
@@ -259,7 +332,7 @@ awaitable<void> HttpServer::Impl::Session(Stream stream, Listener& listener) {
       break;
     }
     parser.body_limit(max_body);
-    stream.expires_after(options.read_timeout);
+    Lowest(stream).expires_after(options.read_timeout);
     if (beast::iequals(header[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, 11};
       auto [cec, cn] = co_await http::async_write(stream, cont, kTuple);
@@ -284,19 +357,68 @@ awaitable<void> HttpServer::Impl::Session(Stream stream, Listener& listener) {
     unsigned version = req.version();
     bool head = req.method() == http::verb::head;
     conn->state = Connection::State::kHandling;
-    api::HttpResponse response = co_await Call(request);
+    std::optional<api::HttpResponse> refused;
+    if constexpr (!std::is_same_v<Stream, UnixStream>) {
+      if (upgrade && beast::websocket::is_upgrade(req)) {
+        beast::error_code ignored;
+        auto endpoint = Lowest(stream).socket().remote_endpoint(ignored);
+        request.remote = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+        request.worker_name = std::string(req["X-Giskard-Worker-Name"]);
+        api::WebSocketAccept accept = upgrade(request);
+        if (!accept.refusal) {
+          upgraded = true;
+          co_await ServeWebSocket(std::move(stream), std::move(req), std::move(accept.attach),
+                                  *conn);
+          break;
+        }
+        refused = std::move(accept.refusal);
+        keep_alive = false;
+      }
+    }
+    // (Not a conditional expression around co_await: GCC 12 destroys its temporaries twice.)
+    api::HttpResponse response;
+    if (refused) {
+      response = std::move(*refused);
+    } else {
+      response = co_await Call(request);
+    }
     if (!conn->close) break;  // closed meanwhile
     conn->state = Connection::State::kWriting;
     keep_alive = keep_alive && !stopped;
+    if (!response.file_path.empty()) {
+      // A large body: streamed from its file (it may have gone meanwhile: then 404).
+      if (!co_await WriteFile(stream, response, version, keep_alive, head)) break;
+      if (!keep_alive) break;
+      continue;
+    }
     auto res = ToBeast(std::move(response), version, keep_alive);
     if (head) res.body().clear();
-    stream.expires_after(options.read_timeout);
+    Lowest(stream).expires_after(options.read_timeout);
     auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
     if (wec || !keep_alive) break;
   }
-  beast::error_code ignored;
-  stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
+  if (!upgraded) {
+    beast::error_code ignored;
+    Lowest(stream).socket().shutdown(asio::socket_base::shutdown_send, ignored);
+  }
   listener.connections.erase(conn);
+}
+
+// The connection stays in its listener's list, never chosen to make room (it is "handling"),
+// and closed by Stop through the peer.
+template <typename Stream>
+awaitable<void> HttpServer::Impl::ServeWebSocket(
+    Stream stream, http::request<http::string_body> request,
+    std::function<api::WebSocketHandlers(std::shared_ptr<api::WebSocketPeer>)> attach,
+    Connection& conn) {
+  auto self = shared_from_this();
+  auto peer = std::make_shared<BeastWebSocketPeer<Stream>>(std::move(stream), options);
+  std::weak_ptr<BeastWebSocketPeer<Stream>> weak = peer;
+  conn.state = Connection::State::kHandling;
+  conn.close = [weak] {
+    if (auto p = weak.lock()) p->Abort();
+  };
+  co_await peer->Run(std::move(request), std::move(attach));
 }
 
 HttpServer::HttpServer(asio::io_context& io, ServerOptions options, Handler handler,
@@ -309,6 +431,35 @@ HttpServer::HttpServer(asio::io_context& io, ServerOptions options, Handler hand
 }
 
 HttpServer::~HttpServer() { Stop(); }
+
+void HttpServer::SetUpgradeHandler(api::UpgradeHandler upgrade) {
+  impl_->upgrade = std::move(upgrade);
+}
+
+Status HttpServer::UseTls(const std::filesystem::path& certificate_chain,
+                          const std::filesystem::path& private_key) {
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  beast::error_code ec;
+  ctx->use_certificate_chain_file(certificate_chain.string(), ec);
+  if (ec) {
+    return InvalidArgument("[server] tls_certificate " + certificate_chain.string() +
+                           " cannot be used: " + ec.message() +
+                           " (give a PEM file: the certificate, then its chain)")
+        .WithDetail("field", "server.tls_certificate");
+  }
+  ctx->use_private_key_file(private_key.string(), asio::ssl::context::pem, ec);
+  if (ec) {
+    return InvalidArgument("[server] tls_private_key " + private_key.string() +
+                           " cannot be used: " + ec.message() +
+                           " (give the PEM private key of the certificate, unencrypted)")
+        .WithDetail("field", "server.tls_private_key");
+  }
+  impl_->tls = std::move(ctx);
+  return Status::Ok();
+}
 
 Result<uint16_t> HttpServer::ListenTcp(const std::string& host, uint16_t port) {
   beast::error_code ec;
@@ -329,10 +480,17 @@ Result<uint16_t> HttpServer::ListenTcp(const std::string& host, uint16_t port) {
   }
   uint16_t bound = acceptor->local_endpoint().port();
   impl_->tcp_acceptor = std::move(acceptor);
-  asio::co_spawn(impl_->io,
-                 impl_->AcceptLoop<asio::ip::tcp::acceptor, TcpStream>(*impl_->tcp_acceptor,
-                                                                       impl_->tcp),
-                 asio::detached);
+  if (impl_->tls) {
+    asio::co_spawn(impl_->io,
+                   impl_->AcceptLoop<asio::ip::tcp::acceptor, SslStream>(*impl_->tcp_acceptor,
+                                                                         impl_->tcp),
+                   asio::detached);
+  } else {
+    asio::co_spawn(impl_->io,
+                   impl_->AcceptLoop<asio::ip::tcp::acceptor, TcpStream>(*impl_->tcp_acceptor,
+                                                                         impl_->tcp),
+                   asio::detached);
+  }
   return bound;
 }
 

@@ -6,7 +6,9 @@
 // holds at most `max_connections`; when full, the connection idle for longest is closed to make
 // room, so idle clients cannot lock others out. Every request goes to one Handler on the
 // io_context's thread, so the handler needs no locking; it answers through its Reply, at once or
-// later. All methods must be called on that thread too.
+// later. WebSocket upgrades on the TCP listener go to the upgrade handler; such connections
+// count against the limit but are never closed to make room. All methods must be called on the
+// io_context's thread too.
 #pragma once
 
 #include <cstdint>
@@ -42,11 +44,20 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
+  // Makes the TCP listener speak TLS (HTTPS, and WSS for upgrades) with this PEM certificate
+  // chain and private key; call before ListenTcp. kInvalidArgument naming the file that cannot
+  // be used.
+  Status UseTls(const std::filesystem::path& certificate_chain,
+                const std::filesystem::path& private_key);
   // Binds and listens on HOST:PORT; returns the bound port (useful with port 0).
   Result<uint16_t> ListenTcp(const std::string& host, uint16_t port);
   // Binds a Unix socket at `path` (replacing a stale socket file) with permission `mode`.
   // Requests arriving there are marked trusted.
   Status ListenUnix(const std::filesystem::path& path, uint32_t mode);
+
+  // WebSocket upgrade requests on the TCP listener go to `upgrade` (accepted or refused there);
+  // without one, they are served as plain requests.
+  void SetUpgradeHandler(api::UpgradeHandler upgrade);
 
   // Stops accepting and closes every connection; pending coroutines then finish on their own.
   void Stop();

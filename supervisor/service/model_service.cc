@@ -1,5 +1,7 @@
 #include "supervisor/service/model_service.h"
 
+#include <sys/stat.h>
+
 #include <charconv>
 #include <cmath>
 #include <memory>
@@ -48,6 +50,11 @@ Status WorkerError(std::string_view error_json) {
     return Internal("the worker refused the call (" + type + ": " + message +
                     "); is its worker shim older than this supervisor? rebuild the kernel");
   }
+  if (type == "ModelFetchError") {
+    return Unavailable("the worker could not get the model's bytes from this supervisor: " +
+                       message)
+        .WithDetail("reason", "model_fetch_error");
+  }
   std::string reason = type == "ModelLoadError" ? "model_load_error" : "model_error";
   return InvalidArgument(type + ": " + message)
       .WithDetail("reason", reason)
@@ -57,29 +64,29 @@ Status WorkerError(std::string_view error_json) {
 
 }  // namespace
 
-Result<std::string> ReplyResult(const std::string& reply_frame) {
+Result<std::string_view> ReplyResult(std::string_view reply_frame) {
   GSK_ASSIGN_OR_RETURN(relay::Frame frame, relay::ParseFrame(reply_frame));
   if (!frame.error.empty()) return WorkerError(frame.error);
   if (frame.result.empty()) return Internal("the worker's reply has neither result nor error");
-  return std::string(frame.result);
+  return frame.result;
 }
 
-struct ModelService::Envelope {
-  fs::path model;
-  std::chrono::milliseconds timeout;
-  std::string params;  // what the worker gets
-};
+namespace {
 
-ModelService::ModelService(KernelService& kernels, workers::WorkerPool& pool, relay::Relay& relay,
-                           ModelOptions options)
-    : kernels_(kernels), pool_(pool), relay_(relay), options_(std::move(options)) {
-  relay_.SetServable([this](const std::string& kernel) { return Servable(kernel); });
+int64_t CtimeNanos(const struct stat& st) {
+  return static_cast<int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
 }
 
-Status ModelService::Init() {
+}  // namespace
+
+ModelRoots::ModelRoots(std::vector<fs::path> configured, const Clock& clock)
+    : configured_(std::move(configured)), clock_(clock) {}
+
+Status ModelRoots::Init() {
   roots_.clear();
   written_.clear();
-  for (const fs::path& root : options_.roots) {
+  known_.clear();
+  for (const fs::path& root : configured_) {
     std::error_code ec;
     fs::create_directories(root, ec);
     fs::path real = fs::canonical(root, ec);
@@ -96,7 +103,7 @@ Status ModelService::Init() {
   return Status::Ok();
 }
 
-Result<fs::path> ModelService::ResolveModel(const std::string& text) const {
+Result<fs::path> ModelRoots::Resolve(const std::string& text) {
   if (text.empty() || text.find('\0') != std::string::npos) {
     return BadInput("model", "model: give the path of a model file or folder under " +
                                  RootsText(roots_));
@@ -104,6 +111,32 @@ Result<fs::path> ModelService::ResolveModel(const std::string& text) const {
   fs::path asked(text);
   if (asked.is_relative()) asked = written_.front() / asked;
   asked = asked.lexically_normal();
+  // A resolution costs a readlink per component. One made less than kReuseMillis ago is
+  // reused while a single stat of the path finds the same device, inode and ctime. That is
+  // safe because workers are sent `real`, never the path as asked: a symlink retargeted since
+  // cannot take them elsewhere, and the stat notices at once a path that now leads to another
+  // file (or to a new one that reuses the inode: its ctime differs). What it cannot notice is
+  // the very same file whose folder was moved out of the roots and replaced by a symlink to
+  // its new place: `real` then leads there, for kReuseMillis at most. That takes write access
+  // to the roots, which already lets one put any model there (the README's threat model), and
+  // the check was never atomic with the worker's open anyway (a call may wait in the queue).
+  auto it = known_.find(asked.native());
+  if (it != known_.end()) {
+    const Known& k = it->second;
+    struct stat st {};
+    if (clock_.MonotonicMillis() - k.resolved_ms < kReuseMillis &&
+        ::stat(asked.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_dev) == k.device &&
+        static_cast<uint64_t>(st.st_ino) == k.inode && CtimeNanos(st) == k.ctime_ns) {
+      return k.real;
+    }
+    known_.erase(it);
+  }
+  Result<fs::path> real = ResolveAfresh(text, asked);
+  if (real.ok()) Remember(asked.native(), *real);
+  return real;
+}
+
+Result<fs::path> ModelRoots::ResolveAfresh(const std::string& text, const fs::path& asked) {
   auto forbidden = [&](const fs::path& where) {
     return FailedPrecondition("model: " + text + " is outside the model roots (" +
                               RootsText(roots_) + (where == asked ? "" : "; it leads to " +
@@ -130,6 +163,34 @@ Result<fs::path> ModelService::ResolveModel(const std::string& text) const {
   }
   return forbidden(real);  // a symlink out of the roots
 }
+
+// The stat comes after the resolution: should the file change in between, the entry holds the
+// newer identity with the older resolution, for kReuseMillis at most (see Resolve).
+void ModelRoots::Remember(const std::string& key, const fs::path& real) {
+  struct stat st {};
+  if (::stat(real.c_str(), &st) != 0) return;
+  if (known_.size() >= kMaxRemembered) known_.clear();  // many paths: start over
+  known_[key] = Known{real, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                      CtimeNanos(st), clock_.MonotonicMillis()};
+}
+
+struct ModelService::Envelope {
+  fs::path model;
+  std::chrono::milliseconds timeout;
+  std::string params;  // what the worker gets
+};
+
+ModelService::ModelService(KernelService& kernels, workers::WorkerPool& pool, relay::Relay& relay,
+                           ModelOptions options)
+    : kernels_(kernels),
+      pool_(pool),
+      relay_(relay),
+      options_(std::move(options)),
+      roots_(options_.roots, clock_) {
+  relay_.SetServable([this](const std::string& kernel) { return Servable(kernel); });
+}
+
+Status ModelService::Init() { return roots_.Init(); }
 
 Status ModelService::Servable(const std::string& kernel) const {
   GSK_ASSIGN_OR_RETURN(const Kernel* k, kernels_.Get(kernel));
@@ -162,8 +223,8 @@ Status ModelService::Servable(const std::string& kernel) const {
   return Status::Ok();  // running, or starting (the call waits for them)
 }
 
-Result<ModelService::Envelope> ModelService::ReadEnvelope(std::string_view body,
-                                                           bool needs_rows) const {
+Result<ModelService::Envelope> ModelService::ReadEnvelope(std::string_view body, bool needs_rows,
+                                                          bool remote) {
   Result<protocol::JsonEnvelope> scanned = protocol::JsonEnvelope::Scan(body);
   if (!scanned.ok()) {
     return InvalidArgument(scanned.status().message() + "; the body must be a JSON object such "
@@ -190,9 +251,19 @@ Result<ModelService::Envelope> ModelService::ReadEnvelope(std::string_view body,
     }
     out.timeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(seconds * 1000)));
   }
-  out.params = "{\"model\":" + protocol::EncodeJsonString(out.model.string());
+  std::string model_json = protocol::EncodeJsonString(out.model.string());
+  if (remote && blobs_ != nullptr) {
+    // A worker on another machine fetches the model's bytes by hash (PROTOCOL.md, modelBlob).
+    GSK_ASSIGN_OR_RETURN(BlobRef blob, blobs_->Describe(out.model));
+    model_json += ",\"modelBlob\":" +
+                  nlohmann::json{{"sha256", blob.sha256},
+                                 {"format", blob.format},
+                                 {"name", blob.name},
+                                 {"size", blob.size}}
+                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
   if (!needs_rows) {
-    out.params += "}";
+    out.params = "{\"model\":" + model_json + "}";
     return out;
   }
   const protocol::JsonMember* rows = e.Find("rows");
@@ -208,27 +279,41 @@ Result<ModelService::Envelope> ModelService::ReadEnvelope(std::string_view body,
       return BadInput(m->key, "\"" + m->key + "\" must be an array");
     }
   }
+  // The rows are copied once, here, into memory the relay builds its request around.
+  size_t size = model_json.size() + 16 + relay::kRequestHeadroom;
   for (const protocol::JsonMember* m : {columns, rows, records}) {
-    if (m != nullptr) out.params += ",\"" + m->key + "\":" + std::string(m->value);
+    if (m != nullptr) size += m->key.size() + m->value.size() + 4;
   }
-  out.params += "}";
+  out.params.reserve(size);
+  out.params.append("{\"model\":").append(model_json);
+  for (const protocol::JsonMember* m : {columns, rows, records}) {
+    if (m != nullptr) out.params.append(",\"").append(m->key).append("\":").append(m->value);
+  }
+  out.params.push_back('}');
   return out;
 }
 
 void ModelService::Predict(const std::string& kernel, std::string_view body,
                            std::function<void(Result<PredictAnswer>)> done) {
   Result<Envelope> envelope = [&]() -> Result<Envelope> {
-    GSK_RETURN_IF_ERROR(kernels_.Get(kernel).status());
-    return ReadEnvelope(body, /*needs_rows=*/true);
+    GSK_ASSIGN_OR_RETURN(const Kernel* k, kernels_.Get(kernel));
+    return ReadEnvelope(body, /*needs_rows=*/true, /*remote=*/!k->managed());
   }();
   if (!envelope.ok()) return done(envelope.status());
   relay::CallRequest call{kernel, "predict", envelope->model.string(),
                           std::move(envelope->params), envelope->timeout, ""};
   relay_.Submit(std::move(call), [done](relay::CallOutcome outcome) {
     if (!outcome.status.ok()) return done(outcome.status);
-    Result<std::string> result = ReplyResult(outcome.reply);
+    Result<std::string_view> result = ReplyResult(outcome.reply);
     if (!result.ok()) return done(result.status());
-    done(PredictAnswer{std::move(*result), outcome.worker, outcome.duration_ms, outcome.queued_ms});
+    PredictAnswer answer;
+    answer.result_begin = static_cast<size_t>(result->data() - outcome.reply.data());
+    answer.result_size = result->size();
+    answer.reply = std::move(outcome.reply);  // the view is not used past here
+    answer.worker = std::move(outcome.worker);
+    answer.duration_ms = outcome.duration_ms;
+    answer.queued_ms = outcome.queued_ms;
+    done(std::move(answer));
   });
 }
 
@@ -236,7 +321,8 @@ void ModelService::Load(const std::string& kernel, std::string_view body,
                         std::function<void(Result<LoadAnswer>)> done) {
   Result<Envelope> envelope = [&]() -> Result<Envelope> {
     GSK_RETURN_IF_ERROR(Servable(kernel));
-    return ReadEnvelope(body, /*needs_rows=*/false);
+    GSK_ASSIGN_OR_RETURN(const Kernel* k, kernels_.Get(kernel));
+    return ReadEnvelope(body, /*needs_rows=*/false, /*remote=*/!k->managed());
   }();
   std::vector<std::string> workers = relay_.Reachable(kernel);
   if (envelope.ok() && workers.empty()) {
@@ -260,9 +346,9 @@ void ModelService::Load(const std::string& kernel, std::string_view body,
     relay_.Submit(std::move(call), [gather, worker](relay::CallOutcome outcome) {
       WorkerLoad load{worker, outcome.status, ""};
       if (load.status.ok()) {
-        Result<std::string> result = ReplyResult(outcome.reply);
+        Result<std::string_view> result = ReplyResult(outcome.reply);
         load.status = result.status();
-        if (result.ok()) load.result = std::move(*result);
+        if (result.ok()) load.result = std::string(*result);
       }
       gather->answer.workers.push_back(std::move(load));
       if (--gather->waiting > 0) return;

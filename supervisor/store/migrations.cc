@@ -146,6 +146,16 @@ DROP TABLE envs;
 ALTER TABLE envs_v4 RENAME TO envs;
 CREATE INDEX envs_status_last_used ON envs (status, last_used_at);
 )sql"},
+    // Worker API keys: a key opens the worker endpoint only. Stored as a SHA-256 digest; the key
+    // itself is shown once, at creation.
+    {5, "worker API keys", R"sql(
+CREATE TABLE keys (
+  name          TEXT PRIMARY KEY NOT NULL CHECK (name <> ''),
+  digest        TEXT NOT NULL UNIQUE CHECK (length(digest) = 64),
+  created_at    INTEGER NOT NULL,
+  last_used_at  INTEGER NOT NULL DEFAULT 0
+) STRICT;
+)sql"},
 };
 
 constexpr bool VersionsAreConsecutive() {

@@ -75,6 +75,14 @@ struct WorkerRow {
   int64_t started_at_ms = 0;  // running since (0 when not running)
 };
 
+// A worker API key, as stored: its digest, never the key.
+struct KeyRow {
+  std::string name;
+  std::string digest;  // hex SHA-256 of the key
+  int64_t created_at_ms = 0;
+  int64_t last_used_at_ms = 0;  // 0: never used
+};
+
 struct Event {
   int64_t id = 0;  // assigned by the store
   int64_t ts_ms = 0;
@@ -152,6 +160,13 @@ class Store {
   // 0 <= version <= LatestSchemaVersion(). Version 0 is an empty database.
   static Result<std::unique_ptr<Store>> OpenAtVersion(const std::filesystem::path& path,
                                                       int version);
+
+  // Worker API keys (key_store.cc). InsertKey: kAlreadyExists if the name is taken.
+  Status InsertKey(const KeyRow& row, const Event& event);
+  Status DeleteKey(const std::string& name, const Event& event);  // kNotFound if absent
+  Result<std::vector<KeyRow>> ListKeys();                          // ordered by name
+  Result<std::optional<KeyRow>> FindKeyByDigest(const std::string& digest);
+  Status TouchKey(const std::string& name, int64_t used_at_ms);
 
   // Workers (worker_store.cc). Rows are kept after their kernel is deleted (no foreign key):
   // the process may still be alive, and the row is how a restarted supervisor finds it.

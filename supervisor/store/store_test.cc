@@ -522,7 +522,39 @@ VALUES ('h4', '3.12', '/x/envs/h4', 'pending', 1, 2, 3);
          EXPECT_TRUE(k.workers_stopped);
          EXPECT_EQ(store.GetEnv("h4").value().value().status, "pending");
        }},
+      // v5: worker API keys.
+      {[](SQLite::Database& db) {
+         db.exec("INSERT INTO keys (name, digest, created_at) VALUES ('laptop', '" +
+                 std::string(64, 'd') + "', 50)");
+       },
+       [](Store& store) {
+         auto key = store.FindKeyByDigest(std::string(64, 'd')).value();
+         ASSERT_TRUE(key.has_value());
+         EXPECT_EQ(key->name, "laptop");
+         EXPECT_EQ(key->last_used_at_ms, 0);
+       }},
   };
+}
+
+TEST_F(StoreTest, KeysAreStoredAsDigestsFoundByDigestAndRevoked) {
+  KeyRow k{"laptop", std::string(64, 'a'), 10, 0};
+  ASSERT_TRUE(store_->InsertKey(k, MakeEvent("key.created", "key/laptop")).ok());
+  EXPECT_EQ(store_->InsertKey(k, MakeEvent("key.created", "key/laptop")).code(),
+            StatusCode::kAlreadyExists);
+  KeyRow bad{"short", "abc", 10, 0};
+  EXPECT_EQ(store_->InsertKey(bad, MakeEvent("key.created", "key/short")).code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_TRUE(store_->TouchKey("laptop", 99).ok());
+  auto found = store_->FindKeyByDigest(std::string(64, 'a')).value();
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->last_used_at_ms, 99);
+  EXPECT_FALSE(store_->FindKeyByDigest(std::string(64, 'b')).value().has_value());
+  EXPECT_EQ(store_->ListKeys().value().size(), 1u);
+  ASSERT_TRUE(store_->DeleteKey("laptop", MakeEvent("key.revoked", "key/laptop")).ok());
+  EXPECT_EQ(store_->DeleteKey("laptop", MakeEvent("key.revoked", "key/laptop")).code(),
+            StatusCode::kNotFound);
+  EXPECT_FALSE(store_->FindKeyByDigest(std::string(64, 'a')).value().has_value());
+  EXPECT_THAT(Kinds(AllEvents()), ElementsAre("key.created", "key.revoked"));
 }
 
 TEST_F(StoreTest, EnvRowsAreWrittenWithTheirEventAndLeaveKernelsAlone) {
@@ -583,14 +615,15 @@ TEST_F(StoreTest, EveryVersionUpgradesToLatestKeepingItsData) {
   for (int v = 0; v < Store::LatestSchemaVersion(); ++v) {
     SCOPED_TRACE("from version " + std::to_string(v));
     fs::path path = dir_ / ("v" + std::to_string(v) + ".db");
-    {
-      Result<std::unique_ptr<Store>> old = Store::OpenAtVersion(path, v);
-      ASSERT_TRUE(old.ok()) << old.status().ToString();
-      ASSERT_EQ((*old)->SchemaVersion().value(), v);
-    }
-    {
+    // Each fixture's rows are written at its own version, then the database moves up one step.
+    for (int seeded = 0; seeded <= v; ++seeded) {
+      {
+        Result<std::unique_ptr<Store>> old = Store::OpenAtVersion(path, seeded);
+        ASSERT_TRUE(old.ok()) << old.status().ToString();
+        ASSERT_EQ((*old)->SchemaVersion().value(), seeded);
+      }
       SQLite::Database raw(path.string(), SQLite::OPEN_READWRITE);
-      for (int seeded = 0; seeded <= v; ++seeded) fixtures[static_cast<size_t>(seeded)].seed(raw);
+      fixtures[static_cast<size_t>(seeded)].seed(raw);
     }
     Result<std::unique_ptr<Store>> upgraded = Store::Open(path);
     ASSERT_TRUE(upgraded.ok()) << upgraded.status().ToString();

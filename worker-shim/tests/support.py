@@ -9,12 +9,15 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -263,20 +266,28 @@ class WsPeer:
 
 
 class FakeWsServer:
-    """A stdlib WebSocket endpoint on 127.0.0.1 (handshake per RFC 6455 section 4.2)."""
+    """A stdlib WebSocket endpoint on 127.0.0.1 (handshake per RFC 6455 section 4.2); with
+    `tls` (a server-side ssl.SSLContext), behind TLS, and its URL https://."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(8)
         self.listener.settimeout(TIMEOUT)
         self.port = self.listener.getsockname()[1]
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.port)
+        self.tls = tls
         self.peers = []
 
     def accept_http(self):
         sock, _ = self.listener.accept()
         sock.settimeout(TIMEOUT)
+        if self.tls is not None:
+            try:
+                sock = self.tls.wrap_socket(sock, server_side=True)
+            except BaseException:
+                sock.close()
+                raise
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = sock.recv(4096)
@@ -311,3 +322,68 @@ class FakeWsServer:
         for peer in self.peers:
             peer.close()
         self.listener.close()
+
+
+def http_response(status, body=b"", content_type="application/json", reason="Whatever"):
+    return (("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+             "Connection: close\r\n\r\n" % (status, reason, content_type, len(body))).encode()
+            + body)
+
+
+class HttpResponder:
+    """Answers the plain HTTP requests that reach a FakeWsServer's listener, on a thread, while
+    the test talks to a worker over a WebSocket it accepted before: `respond(request_line,
+    headers)` returns the response's bytes. Every request is recorded as (line, headers)."""
+
+    def __init__(self, server, respond):
+        self.server = server
+        self.requests = []
+        self._respond = respond
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        self.server.listener.settimeout(0.05)
+        while not self._stopping:
+            try:
+                sock, line, headers = self.server.accept_http()
+            except socket.timeout:
+                continue
+            except (OSError, EOFError):
+                if self._stopping:
+                    return
+                continue
+            self.requests.append((line, headers))
+            try:
+                sock.sendall(self._respond(line, headers))
+            except OSError:
+                pass
+            finally:
+                sock.close()
+
+    def close(self):
+        self._stopping = True
+        self._thread.join(TIMEOUT)
+        self.server.listener.settimeout(TIMEOUT)
+
+
+def make_certificate(directory, common_name="127.0.0.1",
+                     alt_names="IP:127.0.0.1,DNS:localhost"):
+    """A self-signed certificate and its key (PEM files in `directory`), made with the openssl
+    command; None when openssl is not on PATH."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+                    "-days", "2", "-subj", "/CN=" + common_name, "-addext",
+                    "subjectAltName=" + alt_names, "-keyout", key, "-out", cert],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True, timeout=60)
+    return cert, key
+
+
+def server_tls(cert, key):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context

@@ -2,13 +2,14 @@
 documented fields. File names are TYPE.json or TYPE-VARIANT.json for the worker protocol, and
 template-TYPE.json (with "_" written "-") for the frames of the template's socket."""
 
+import functools
 import glob
 import json
 import os
 import re
 import unittest
 
-from giskard_worker_shim import environment, methods, optional, template
+from giskard_worker_shim import blobs, environment, methods, optional, tabular, template
 from giskard_worker_shim.dispatch import default_dispatcher
 from giskard_worker_shim.executor import invoke
 from giskard_worker_shim.models import ModelCache
@@ -18,7 +19,7 @@ from tests.model_fixtures import ModelTestCase
 from tests.support import EXAMPLES, ROOT
 
 ENV_FIELDS = {"pythonVersion": str, "pythonExecutable": str, "implementation": str,
-              "platform": str, "machine": str, "pid": int, "processStartTime": (float, type(None)),
+              "platform": str, "machine": str, "hostname": str, "pid": int, "processStartTime": (float, type(None)),
               "shimVersion": str, "packages": list}
 LOAD_MODEL_RESULT = {"model": str, "cached": bool, "kind": str, "loader": str,
                      "predictProba": bool, "classes": (list, type(None)), "loadMs": (int, float)}
@@ -195,6 +196,38 @@ class ModelExamplesTest(ModelTestCase):
         for name in ("request-predict.json", "request-predict-records.json"):
             with self.subTest(example=name):
                 self.assertEqual(methods.predict(ModelCache(), self.params(name)), expected)
+
+    def test_predict_blob_request(self):
+        # An unmanaged worker: the model is the blob's local copy (here the pickled
+        # CreditModel, as if fetched), and the reply is the one of request-predict.json.
+        request = self.examples["request-predict-blob.json"]
+        self.assertEqual(request["method"], "predict")
+        params = request["params"]
+        blob = params["modelBlob"]
+        self.assertEqual(set(blob), {"sha256", "format", "name", "size"})
+        spec = blobs.parse_spec(blob)
+        self.assertEqual(spec.name, os.path.basename(params["model"]))
+        self.assertEqual(spec.format, "tar")
+        self.assertEqual(spec.size % 512, 0)  # a tar is made of 512-byte blocks
+        without_blob = {k: v for k, v in params.items() if k != "modelBlob"}
+        self.assertEqual(without_blob, {k: v for k, v in
+                                        self.examples["request-predict.json"]["params"].items()
+                                        if k != "timeoutSeconds"})
+
+        class Fetched:
+            def cached(self, spec_):
+                return None
+
+            def fetch(self, spec_):
+                self.spec = spec_
+                return self.model
+
+        fetcher = Fetched()
+        fetcher.model = self.model
+        handler = blobs.with_blobs(functools.partial(methods.predict, ModelCache()), fetcher,
+                                   tabular.parse_table)
+        self.assertEqual(handler(params), self.examples["reply-predict.json"]["result"])
+        self.assertEqual(fetcher.spec, spec)
 
     def test_error_examples(self):
         error = self.examples["reply-predict-error.json"]["error"]

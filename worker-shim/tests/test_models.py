@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import unittest
+import unittest.mock
 
 from giskard_worker_shim import optional
 from giskard_worker_shim.dispatch import default_dispatcher
@@ -233,6 +234,34 @@ class CacheTest(ModelTestCase):
         model, cached = cache.get(path)
         self.assertFalse(cached)
         self.assertEqual(model.predict([[6]]), [1])
+
+    def test_a_cached_directory_costs_one_stat_and_still_notices_changes(self):
+        cache = ModelCache()
+        self.pickle_to("e/model.pkl", ThresholdModel(1))
+        path = self.model_dir("e", {"entrypoint": "gsk_cached_dir:f", "code": ["."]})
+        self.write("e/gsk_cached_dir.py", "def f(x):\n    return [1 for _ in x]\n")
+        cache.get(path)
+        real_stat, stats = os.stat, []
+
+        def counting_stat(p, *args, **kwargs):
+            stats.append(p)
+            return real_stat(p, *args, **kwargs)
+        with unittest.mock.patch("os.stat", counting_stat):
+            self.assertTrue(cache.get(path)[1])
+        self.assertEqual(stats, [os.path.join(path, "giskard-model.json")])
+        # The directory gone, or a file in its place: the full check names what is wrong.
+        os.remove(os.path.join(path, "giskard-model.json"))
+        with self.assertRaisesRegex(ModelLoadError, "directory without a giskard-model.json"):
+            cache.get(path)
+        self.model_dir("e", {"artifact": "model.pkl"})
+        cache.get(path)
+        for name in os.listdir(path):
+            os.remove(os.path.join(path, name))
+        os.rmdir(path)
+        self.pickle_to("e", ThresholdModel(7))
+        model, cached = cache.get(path)
+        self.assertFalse(cached)
+        self.assertEqual((model.kind, model.predict([[8], [6]])), ("pickle", [1, 0]))
 
     def test_cache_size_from_env(self):
         self.assertEqual(cache_size_from_env({}), 4)

@@ -5,13 +5,16 @@ import json
 import os
 import socket
 import struct
+import ssl
 import tempfile
 import threading
+import time
 import unittest
 
 from giskard_worker_shim import websocket
 from giskard_worker_shim.protocol import ConnectionClosed, ProtocolError
-from tests.support import TIMEOUT, FakeWsServer, Shim, WsPeer, shim_env
+from tests.support import (TIMEOUT, FakeWsServer, Shim, WsPeer, http_response, make_certificate,
+                           server_tls, shim_env)
 
 MASK = b"\x37\xfa\x21\x3d"
 
@@ -132,6 +135,40 @@ class HandshakeTest(unittest.TestCase):
         self.assertIn("bad api key", str(caught.exception))
         thread.join(TIMEOUT)
 
+    def test_refusal_body_is_read_and_its_message_parsed(self):
+        body = b'{"error":{"code":"CONFLICT","message":"the name \\"k\\" is taken"}}'
+
+        def respond(sock, line, headers):
+            sock.sendall(b"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+            time.sleep(0.05)  # the rest of the body comes in a later segment
+            sock.sendall(body[10:])
+            sock.recv(1)
+        thread = serve_once(self.server, respond)
+        with self.assertRaises(websocket.HandshakeError) as caught:
+            websocket.connect(self.url, timeout=TIMEOUT)
+        thread.join(TIMEOUT)
+        self.assertEqual(caught.exception.status, 409)
+        self.assertEqual(caught.exception.body, body.decode())
+        self.assertEqual(caught.exception.server_message, 'the name "k" is taken')
+        self.assertEqual(str(caught.exception),
+                         'server answered 409 Conflict: the name "k" is taken')
+
+    def test_refusal_bodies_without_json(self):
+        cases = [(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\nbusy, "
+                  b"come back\n  later", "busy, come back later"),
+                 (b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n", ""),
+                 (b"HTTP/1.1 500 Oops\r\nContent-Length: 9\r\n\r\n[1, 2, 3]", "[1, 2, 3]")]
+        for response, message in cases:
+            with self.subTest(response=response):
+                def respond(sock, line, headers, response=response):
+                    sock.sendall(response)
+                thread = serve_once(self.server, respond)
+                with self.assertRaises(websocket.HandshakeError) as caught:
+                    websocket.connect(self.url, timeout=TIMEOUT)
+                thread.join(TIMEOUT)
+                self.assertEqual(caught.exception.server_message, message)
+
     def test_wrong_accept_key(self):
         def respond(sock, line, headers):
             sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
@@ -186,6 +223,7 @@ class WorkerStartTest(unittest.TestCase):
         self.assertEqual(peer.request_line, "GET /api/v1/workers/connect HTTP/1.1")
         self.assertEqual(peer.headers["authorization"], "Bearer secret-key")
         self.assertEqual(peer.headers["cookie"], "spaces-jwt=hf_abc")
+        self.assertEqual(peer.headers["x-giskard-worker-name"], "laptop")
         self.assertEqual(hello["type"], "hello")
         self.assertEqual(hello["name"], "laptop")
         self.assertNotIn("token", hello)
@@ -224,13 +262,162 @@ class WorkerStartTest(unittest.TestCase):
             sock.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
         serve_once(self.server, respond).join(TIMEOUT)
         self.assertEqual(shim.wait(), 77, shim.stderr())
-        self.assertIn("API key", shim.stderr())
+        self.assertIn("the server refused the API key (HTTP 401: no reason given); check the key "
+                      "given with -k or GSK_API_KEY", shim.stderr())
         self.assertNotIn("Connected", shim.stdout())
+
+    def test_refusals_print_the_servers_message_and_exit_77(self):
+        cases = {
+            403: "the server does not let this API key in (HTTP 403: worker keys only); check "
+                 "the key given with -k or GSK_API_KEY",
+            409: "the server refused the worker name 'laptop' (HTTP 409: worker keys only)",
+        }
+        for status, expected in cases.items():
+            with self.subTest(status=status):
+                shim = self.start("-k", "key")
+                seen = {}
+
+                def respond(sock, line, headers, status=status):
+                    seen.update(headers)
+                    body = b'{"error":{"code":"X","message":"worker keys only"}}'
+                    sock.sendall(http_response(status, body))
+                serve_once(self.server, respond).join(TIMEOUT)
+                self.assertEqual(shim.wait(), 77, shim.stderr())
+                self.assertIn("cannot register with the Giskard server: " + expected + "\n",
+                              shim.stderr())
+                self.assertEqual(seen["x-giskard-worker-name"], "laptop")
+
+    def test_other_refusals_are_retried(self):
+        shim = self.start("-k", "key")
+
+        def respond(sock, line, headers):
+            sock.sendall(http_response(503, b'{"error":{"message":"shutting down"}}'))
+        serve_once(self.server, respond).join(TIMEOUT)
+        peer, hello = self.server.register()
+        self.assertEqual(hello["name"], "laptop")
+        self.assertTrue(shim.wait_for_stdout("Connected to Giskard server.\n"))
+        self.assertIn("server answered 503 Whatever: shutting down); retrying", shim.stderr())
+        shim.terminate()
+        self.assertEqual(peer.expect_close(), 1000)
+        self.assertEqual(shim.wait(), 0, shim.stderr())
 
     def test_missing_key_is_a_usage_error(self):
         shim = self.start()
         self.assertEqual(shim.wait(), 2)
         self.assertIn("GSK_API_KEY", shim.stderr())
+
+
+class TlsTest(unittest.TestCase):
+    """wss:// with a certificate made here: trusted through --ca-file, refused without it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.TemporaryDirectory(prefix="gsk-tls-")
+        made = make_certificate(cls.dir.name)
+        if made is None:
+            cls.dir.cleanup()
+            raise unittest.SkipTest("openssl is not on PATH: cannot make a test certificate")
+        cls.cert, cls.key = made
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dir.cleanup()
+
+    def setUp(self):
+        self.server = FakeWsServer(tls=server_tls(self.cert, self.key))
+        self.addCleanup(self.server.close)
+        self.endpoint = "wss://127.0.0.1:%d/api/v1/workers/connect" % self.server.port
+        home = tempfile.TemporaryDirectory(prefix="gsk-home-")
+        self.addCleanup(home.cleanup)
+        self.home = home.name
+
+    def start(self, *extra):
+        shim = Shim(["worker", "start", "-k", "key", "-u", self.server.url, "--name", "tls"]
+                    + list(extra), shim_env(GSK_HOME=self.home))
+        self.addCleanup(shim.cleanup)
+        return shim
+
+    def test_client_verifies_with_the_given_ca(self):
+        accepted = []
+        thread = threading.Thread(target=lambda: accepted.append(self.server.accept()))
+        thread.start()
+        conn = websocket.connect(self.endpoint, timeout=TIMEOUT,
+                                 tls=ssl.create_default_context(cafile=self.cert))
+        thread.join(TIMEOUT)
+        accepted[0].send({"type": "welcome"})
+        messages = []
+        while not messages:
+            messages = conn.receive()
+        self.assertEqual(messages, [{"type": "welcome"}])
+        conn.close()
+
+    def test_system_cas_do_not_trust_a_self_signed_certificate(self):
+        thread = threading.Thread(target=self.expect_failed_handshake)
+        thread.start()
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            websocket.connect(self.endpoint, timeout=TIMEOUT)
+        thread.join(TIMEOUT)
+
+    def expect_failed_handshake(self):
+        with self.assertRaises((ssl.SSLError, OSError, EOFError)):
+            self.server.accept_http()
+
+    def test_worker_over_wss_with_ca_file(self):
+        shim = self.start("--ca-file", self.cert)
+        peer, hello = self.server.register()
+        self.assertEqual(hello["name"], "tls")
+        self.assertEqual(peer.request_line, "GET /api/v1/workers/connect HTTP/1.1")
+        self.assertTrue(shim.wait_for_stdout("Connected to Giskard server.\n"))
+        peer.send({"type": "request", "id": "r1", "method": "ping", "params": {}})
+        self.assertEqual(peer.recv(), {"type": "reply", "id": "r1", "result": {"pong": True}})
+        shim.terminate()
+        self.assertEqual(peer.expect_close(), 1000)
+        self.assertEqual(shim.wait(), 0, shim.stderr())
+
+    def test_untrusted_certificate_stops_the_worker_with_77(self):
+        shim = self.start()
+        self.expect_failed_handshake()
+        self.assertEqual(shim.wait(), 77, shim.stderr())
+        # OpenSSL 3 says "self-signed certificate", OpenSSL 1.1 "self signed certificate".
+        self.assertRegex(shim.stderr(), "cannot register with the Giskard server: cannot verify "
+                         "the TLS certificate of 127.0.0.1:%d: self.signed certificate; if the "
+                         "server uses a self-signed certificate or a private CA, pass that "
+                         "certificate with --ca-file PATH\n" % self.server.port)
+        self.assertNotIn("Connected", shim.stdout())
+
+    def test_after_a_welcome_a_certificate_failure_is_retried(self):
+        shim = self.start("--ca-file", self.cert)
+        peer, _ = self.server.register()
+        self.assertTrue(shim.wait_for_stdout("Connected to Giskard server.\n"))
+        trusted = self.server.tls
+        with tempfile.TemporaryDirectory() as directory:
+            self.server.tls = server_tls(*make_certificate(directory))  # not the --ca-file one
+        peer.close()  # the worker redials, and finds a certificate it cannot verify
+        self.expect_failed_handshake()
+        self.server.tls = trusted
+        peer, hello = self.server.register()  # it kept trying
+        self.assertIs(hello["reconnect"], True)
+        self.assertTrue(shim.wait_for_stdout("Connected to Giskard server.\n" * 2))
+        self.assertIn("cannot verify the TLS certificate", shim.stderr())
+        shim.terminate()
+        self.assertEqual(peer.expect_close(), 1000)
+        self.assertEqual(shim.wait(), 0, shim.stderr())
+
+    def test_certificate_for_another_host_is_refused(self):
+        with tempfile.TemporaryDirectory() as directory:
+            cert, key = make_certificate(directory, "elsewhere", "DNS:elsewhere.example")
+            server = FakeWsServer(tls=server_tls(cert, key))
+            self.addCleanup(server.close)
+            shim = Shim(["worker", "start", "-k", "key", "-u", server.url, "--name", "x",
+                         "--ca-file", cert], shim_env(GSK_HOME=self.home))
+            self.addCleanup(shim.cleanup)
+            with self.assertRaises((ssl.SSLError, OSError, EOFError)):
+                server.accept_http()
+            self.assertEqual(shim.wait(), 77, shim.stderr())
+            self.assertIn("cannot verify the TLS certificate of 127.0.0.1:%d: IP address "
+                          "mismatch, certificate is not valid for '127.0.0.1'; use a server URL "
+                          "with a host name or address that the certificate names\n"
+                          % server.port, shim.stderr())
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import importlib.util
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,7 +17,8 @@ import unittest
 import zipfile
 
 import giskard_worker_shim
-from tests.support import ROOT
+from giskard_worker_shim import daemon
+from tests.support import ROOT, TIMEOUT, FakeWsServer
 
 WHEEL = "giskard_worker_shim-%s-py3-none-any.whl" % giskard_worker_shim.__version__
 PIP_TIMEOUT = 180
@@ -53,6 +55,11 @@ def pip_wheel():
         match = re.search(r"pip-([\d.]+)-", os.path.basename(path))
         return tuple(int(x) for x in match.group(1).split(".") if x) if match else ()
     return max(candidates, key=version) if candidates else None
+
+
+def kill_if_left(pid):
+    if daemon.is_our_worker(pid):  # a daemon the test started and did not stop
+        os.kill(pid, signal.SIGKILL)
 
 
 class WheelTest(unittest.TestCase):
@@ -100,13 +107,15 @@ class WheelTest(unittest.TestCase):
                          "Requires-Python: >=3.8"):
                 self.assertIn(line + "\n", metadata)
             self.assertEqual(wheel.read(info + "entry_points.txt").decode(),
-                             "[console_scripts]\ngiskard-worker = giskard_worker_shim.cli:main\n")
+                             "[console_scripts]\ngiskard = giskard_worker_shim.cli:main\n"
+                             "giskard-worker = giskard_worker_shim.cli:main\n")
 
     def test_version_matches_pyproject(self):
         builder = load_builder()
         project = builder.read_pyproject(os.path.join(ROOT, "pyproject.toml"))["project"]
         self.assertEqual(project["version"], giskard_worker_shim.__version__)
-        self.assertEqual(project["scripts"], {"giskard-worker": "giskard_worker_shim.cli:main"})
+        self.assertEqual(project["scripts"], {"giskard": "giskard_worker_shim.cli:main",
+                                              "giskard-worker": "giskard_worker_shim.cli:main"})
 
     def test_toml_subset_parser_agrees_with_tomllib(self):
         builder = load_builder()
@@ -145,7 +154,8 @@ class WheelTest(unittest.TestCase):
             universal_newlines=True, timeout=PIP_TIMEOUT)
         self.assertEqual(install.returncode, 0, install.stdout)
         expected = "giskard-worker-shim %s\n" % giskard_worker_shim.__version__
-        for command in ([os.path.join(venv, "bin", "giskard-worker"), "--version"],
+        for command in ([os.path.join(venv, "bin", "giskard"), "--version"],
+                        [os.path.join(venv, "bin", "giskard-worker"), "--version"],
                         [python, "-m", "giskard_worker_shim", "--version"]):
             result = subprocess.run(command, env=env, cwd=self.tmp.name, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
@@ -154,10 +164,37 @@ class WheelTest(unittest.TestCase):
                                env=env, cwd=self.tmp.name, stdout=subprocess.PIPE,
                                universal_newlines=True, timeout=60).stdout
         self.assertTrue(where.startswith(os.path.realpath(venv)) or where.startswith(venv), where)
-        usage = subprocess.run([os.path.join(venv, "bin", "giskard-worker"), "worker", "--help"],
-                               env=env, stdout=subprocess.PIPE, universal_newlines=True,
-                               timeout=60).stdout
-        self.assertIn("usage: giskard-worker worker", usage)
+        for script in ("giskard", "giskard-worker"):
+            usage = subprocess.run([os.path.join(venv, "bin", script), "worker", "--help"],
+                                   env=env, stdout=subprocess.PIPE, universal_newlines=True,
+                                   timeout=60).stdout
+            self.assertIn("usage: %s worker" % script, usage)
+            self.assertIn("giskard worker start -k KEY", usage)
+        self.start_and_stop_with_the_giskard_script(os.path.join(venv, "bin", "giskard"), env)
+
+    def start_and_stop_with_the_giskard_script(self, giskard, env):
+        """The seeds' command, verbatim, through the installed script: a daemon that `stop`
+        recognizes as a worker by its command line (`.../bin/giskard worker start ...`)."""
+        server = FakeWsServer()
+        self.addCleanup(server.close)
+        env = dict(env, GSK_HOME=os.path.join(self.tmp.name, "home"))
+        start = subprocess.Popen([giskard, "worker", "start", "-k", "KEY", "-u", server.url,
+                                  "--name", "venv-worker", "-d"], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 universal_newlines=True)
+        peer, hello = server.register()
+        self.addCleanup(kill_if_left, hello["env"]["pid"])
+        out, err = start.communicate(timeout=TIMEOUT)
+        self.assertEqual(start.returncode, 0, err)
+        self.assertTrue(out.startswith("Connected to Giskard server.\n"), out)
+        self.assertIn("`giskard worker stop --name venv-worker`", out)
+        self.assertEqual(hello["name"], "venv-worker")
+        stop = subprocess.run([giskard, "worker", "stop", "-a"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=TIMEOUT)
+        self.assertEqual(stop.stdout, "Stopped worker venv-worker (pid %d).\n"
+                         % hello["env"]["pid"], stop.stderr)
+        self.assertEqual(peer.expect_close(), 1000)
 
 
 if __name__ == "__main__":

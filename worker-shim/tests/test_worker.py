@@ -7,12 +7,36 @@ import signal
 import socket
 import tempfile
 import threading
+import time
 import unittest
 
 from giskard_worker_shim.dispatch import default_dispatcher
+from giskard_worker_shim.executor import Executor
 from giskard_worker_shim.protocol import FramedSocket
 from giskard_worker_shim.worker import Worker, WorkerOptions
 from tests.support import TIMEOUT, FakeSupervisor
+
+
+class ExecutorTest(unittest.TestCase):
+    def test_a_quick_reply_waited_for_needs_no_wake_up_and_a_slow_one_gets_one(self):
+        wakes = []
+        executor = Executor(lambda: wakes.append(1))
+        self.addCleanup(executor.stop)
+        executor.submit(1, "q", lambda params: {"n": params["n"]}, {"n": 1})
+        self.assertEqual(executor.take_results(wait=TIMEOUT),
+                         [(1, {"type": "reply", "id": "q", "result": {"n": 1}})])
+        self.assertEqual((wakes, executor.outstanding), ([], 0))
+        release = threading.Event()
+        executor.submit(2, "s", lambda params: {"ok": release.wait(TIMEOUT)}, {})
+        self.assertEqual(executor.take_results(wait=0.01), [])  # gave up: it is still running
+        release.set()
+        deadline = time.monotonic() + TIMEOUT
+        while not wakes and time.monotonic() < deadline:
+            time.sleep(0.001)
+        self.assertEqual(wakes, [1])
+        self.assertEqual(executor.take_results(),
+                         [(2, {"type": "reply", "id": "s", "result": {"ok": True}})])
+        self.assertEqual(executor.outstanding, 0)
 
 
 class InProcessTest(unittest.TestCase):

@@ -1,4 +1,5 @@
-"""`python -m giskard_worker_shim ...`: same as the `giskard-worker` console script."""
+"""`python -m giskard_worker_shim ...`: the same as the `giskard` and `giskard-worker` console
+scripts."""
 
 import sys
 

@@ -1,53 +1,166 @@
-"""Process housekeeping for unmanaged workers: pid files, "is this pid one of ours", the
-double-fork daemon, and reading the tail of a log file. Single-threaded use (before the worker's
-threads start).
+"""Process housekeeping for unmanaged workers: pid files locked by their worker, "is this pid one
+of ours", the double-fork daemon and its report to the command that started it, and reading the
+tail of a log file. Single-threaded use (before the worker's threads start), except
+DaemonReport.send, which any one thread may call.
+
+A pid file is held with flock(2) by the worker it names for the worker's whole life: the lock
+goes away with the process (however it ends), so a pid file that nobody holds is stale whatever
+pid it names, and pid reuse cannot make a dead worker look alive.
 """
 
+import errno
+import fcntl
+import json
 import os
 import select
 import subprocess
 import sys
-from typing import List, Optional
+import time
+from typing import Any, Dict, List, Optional, Tuple, Union
 
-# A command line is one of ours if it runs the shim's module or console script with `worker`.
+# A command line is one of ours if it runs the shim's module or console scripts with `worker`.
 _PROGRAM_MARKERS = ("giskard_worker_shim", "giskard-worker")
+_PROGRAM_NAMES = ("giskard",)
 
 DAEMON_REPORT_SECONDS = 15.0
+_CLAIM_ATTEMPTS = 80  # x 25 ms: how long a start waits for a starting worker to write its file
+
+Record = Dict[str, Any]
+
+
+# Pid files.
+
+def parse_record(text: str) -> Optional[Record]:
+    """A pid file's record: a JSON object with an integer "pid" (or, from older shims, just the
+    pid). None if empty or malformed."""
+    text = text.strip()
+    if text.isdigit():
+        return {"pid": int(text)} if int(text) > 0 else None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    pid = record.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return None
+    return record
+
+
+def read_record(path: str) -> Optional[Record]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return parse_record(f.read())
+    except OSError:
+        return None
 
 
 def read_pid(path: str) -> Optional[int]:
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    record = read_record(path)
+    return None if record is None else record["pid"]
 
 
-def write_pid_file(path: str, pid: int) -> None:
-    """Atomically replaces `path` with one holding `pid`."""
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        f.write("%d\n" % pid)
-    os.replace(tmp, path)
+class PidFile:
+    """A pid file this process created and holds locked. The lock is shared with the processes
+    this one forks (the daemon keeps it after the starting command exits)."""
 
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self._fd = fd  # type: Optional[int]
 
-def claim_pid_file(path: str) -> Optional[int]:
-    """Creates `path` holding our pid. Returns None on success, or the pid of the live worker
-    that already owns it (a stale file, whose pid is gone or not ours, is replaced)."""
-    for _ in range(3):
+    def update(self, record: Record) -> None:
+        data = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+        assert self._fd is not None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+
+    def release(self) -> None:
+        """Removes the file if it is still ours, and drops the lock (when no forked process
+        shares it)."""
+        if self._fd is None:
+            return
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            pid = read_pid(path)
-            if pid is not None and is_our_worker(pid):
-                return pid
-            remove_file(path)
+            if _same_file(self.path, self._fd):
+                remove_file(self.path)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def close(self) -> None:
+        """Closes this process's descriptor only: a forked daemon keeps the file and the lock."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def claim_pid_file(path: str, record: Record) -> Union[PidFile, Record]:
+    """Creates (or takes over a stale) `path`, locks it and writes `record`. Returns the PidFile,
+    or the record of the live worker that holds it. Raises OSError if the file cannot be
+    created."""
+    for _ in range(_CLAIM_ATTEMPTS):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = parse_record(_read_fd(fd))
+            if owner is not None and is_our_worker(owner["pid"]):
+                os.close(fd)
+                return owner
+            if owner is not None:
+                # Held, but not by the worker it names (a process that worker forked): stale.
+                if _same_file(path, fd):
+                    remove_file(path)
+            else:
+                time.sleep(0.025)  # a worker is starting and has not written its record yet
+            os.close(fd)
             continue
-        with os.fdopen(fd, "w") as f:
-            f.write("%d\n" % os.getpid())
+        if not _same_file(path, fd):  # removed as stale between our open and our lock
+            os.close(fd)
+            continue
+        pid_file = PidFile(path, fd)
+        pid_file.update(record)
+        return pid_file
+    raise OSError(errno.EAGAIN, "could not lock the pid file %s" % path)
+
+
+def live_owner(path: str, remove_stale: bool = False) -> Optional[Record]:
+    """The record of the live worker that holds `path`, or None. With `remove_stale`, a file
+    that no live worker holds is removed (under its lock when possible, so that a worker
+    starting at that very moment keeps its file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
         return None
-    raise OSError("could not create the pid file %s" % path)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = parse_record(_read_fd(fd))
+            if owner is None:
+                return None  # being written by a worker that is starting: leave it
+            if is_our_worker(owner["pid"]):
+                return owner
+            if remove_stale and _same_file(path, fd):
+                remove_file(path)
+            return None
+        if remove_stale and _same_file(path, fd):
+            remove_file(path)
+        return None
+    finally:
+        os.close(fd)  # also drops our probe lock
+
+
+def _read_fd(fd: int) -> str:
+    return os.pread(fd, 65536, 0).decode("utf-8", "replace")
+
+
+def _same_file(path: str, fd: int) -> bool:
+    try:
+        a, b = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def remove_file(path: str) -> None:
@@ -55,11 +168,6 @@ def remove_file(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def remove_pid_file_if_mine(path: str) -> None:
-    if read_pid(path) == os.getpid():
-        remove_file(path)
 
 
 def command_line(pid: int) -> List[str]:
@@ -82,20 +190,82 @@ def command_line(pid: int) -> List[str]:
 
 
 def is_our_worker(pid: int) -> bool:
-    """True if `pid` is alive and runs `giskard-worker worker start ...` or
-    `python -m giskard_worker_shim worker start ...`."""
+    """True if `pid` is alive and runs `giskard worker start ...`, `giskard-worker worker start
+    ...` or `python -m giskard_worker_shim worker start ...`."""
     argv = command_line(pid)
     for i, arg in enumerate(argv):
-        if any(marker in os.path.basename(arg) for marker in _PROGRAM_MARKERS):
+        base = os.path.basename(arg)
+        if base in _PROGRAM_NAMES or any(marker in base for marker in _PROGRAM_MARKERS):
             rest = argv[i + 1:]
             return "worker" in rest and "start" in rest[rest.index("worker"):]
     return False
 
 
-def daemonize(log_path: str, pid_path: str) -> Optional[int]:
-    """Double fork. Returns None in the daemon (detached, stdio on `log_path`, pid file
-    written); in the original process waits for the daemon's report and returns an exit code.
-    """
+# The daemon.
+
+class DaemonReport:
+    """The daemon's end of the pipe to the command that started it: one line per event. The
+    command waits for the lines, so the last one must be sent with final=True (it closes the
+    pipe); a daemon that dies closes it too."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd  # type: Optional[int]
+
+    def send(self, line: str, final: bool = False) -> None:
+        fd = self._fd
+        if fd is None:
+            return
+        if final:
+            self._fd = None
+        try:
+            os.write(fd, (line.replace("\n", " ") + "\n").encode("utf-8", "replace"))
+        except OSError:  # the command stopped waiting
+            pass
+        if final:
+            os.close(fd)
+
+    @property
+    def open(self) -> bool:
+        return self._fd is not None
+
+
+class ReportReader:
+    """The starting command's end of the pipe: the daemon's lines, one at a time."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd  # type: Optional[int]
+        self._buffer = b""
+        self.at_eof = False  # the daemon closed its end (or died)
+
+    def read_line(self, timeout: float) -> Optional[str]:
+        """The next line, or None at end of file (the daemon closed it or died) or timeout."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer and self._fd is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self._fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(self._fd, 4096)
+            if not chunk:
+                self.at_eof = True
+                self.close()
+                break
+            self._buffer += chunk
+        if b"\n" not in self._buffer:
+            return None
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def daemonize(log_path: str) -> Tuple[Optional[DaemonReport], Optional[ReportReader]]:
+    """Double fork. In the daemon (detached from the terminal, in its own session, with stdin
+    on /dev/null, stdout and stderr appended to `log_path`, and none of the descriptors it
+    inherited from whoever ran the command) returns (report, None); in the original process,
+    once the intermediate child has exited, returns (None, reader)."""
     sys.stdout.flush()
     sys.stderr.flush()
     read_end, write_end = os.pipe()
@@ -103,7 +273,7 @@ def daemonize(log_path: str, pid_path: str) -> Optional[int]:
     if child > 0:
         os.close(write_end)
         os.waitpid(child, 0)
-        return _await_daemon_report(read_end, log_path)
+        return None, ReportReader(read_end)
     os.close(read_end)
     try:
         os.setsid()
@@ -111,15 +281,13 @@ def daemonize(log_path: str, pid_path: str) -> Optional[int]:
             os._exit(0)
         os.chdir("/")
         _redirect_stdio(log_path)
-        write_pid_file(pid_path, os.getpid())
-        os.write(write_end, b"ok %d" % os.getpid())
-    except BaseException as e:  # noqa: BLE001 (report anything to the waiting parent)
+        _close_inherited_descriptors()
+    except BaseException as e:  # noqa: BLE001 (report anything to the waiting command)
         try:
-            os.write(write_end, ("error %s" % e).encode("utf-8", "replace"))
+            os.write(write_end, ("error %s\n" % e).encode("utf-8", "replace"))
         finally:
             os._exit(1)
-    os.close(write_end)
-    return None
+    return DaemonReport(write_end), None
 
 
 def _redirect_stdio(log_path: str) -> None:
@@ -132,40 +300,42 @@ def _redirect_stdio(log_path: str) -> None:
     os.close(log)
 
 
-def _await_daemon_report(read_end: int, log_path: str) -> int:
-    data = b""
+def _close_inherited_descriptors() -> None:
+    """Closes descriptors 3 and up that the command inherited from its parent (a notebook's
+    pipes, a terminal): those are the inheritable ones, as Python makes its own close-on-exec
+    (PEP 446). Holding one would keep the parent waiting for end of file."""
     try:
-        while True:
-            readable, _, _ = select.select([read_end], [], [], DAEMON_REPORT_SECONDS)
-            if not readable:
-                break
-            chunk = os.read(read_end, 4096)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        os.close(read_end)
-    report = data.decode("utf-8", "replace")
-    if report.startswith("ok "):
-        print("Worker started in the background (pid %s); its log is %s"
-              % (report[3:], log_path))
-        return 0
-    print("The worker daemon failed to start: %s"
-          % (report[6:] if report.startswith("error ") else "no report"), file=sys.stderr)
-    return 1
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 256))
+    for fd in fds:
+        if fd < 3:
+            continue
+        try:
+            if os.get_inheritable(fd):
+                os.close(fd)
+        except OSError:
+            pass
 
 
 def tail(path: str, lines: int) -> List[str]:
     """The last `lines` lines of a text file (reads backwards in blocks)."""
+    with open(path, "rb") as f:
+        return tail_of(f, lines)
+
+
+def tail_of(f: Any, lines: int) -> List[str]:
+    """The last `lines` lines of the binary file `f`, as far as it goes now; leaves `f` at that
+    end, so that reading on gives exactly what was written since."""
+    end = f.seek(0, os.SEEK_END)
+    position, data = end, b""
+    while lines > 0 and position > 0 and data.count(b"\n") <= lines:
+        step = min(65536, position)
+        position -= step
+        f.seek(position)
+        data = f.read(step) + data
+    f.seek(end)
     if lines <= 0:
         return []
-    with open(path, "rb") as f:
-        position = f.seek(0, os.SEEK_END)
-        data = b""
-        while position > 0 and data.count(b"\n") <= lines:
-            step = min(65536, position)
-            position -= step
-            f.seek(position)
-            data = f.read(step) + data
     text = data.decode("utf-8", "replace").splitlines(keepends=True)
     return text[-lines:]

@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 import re
+import socket
 import sys
 from typing import Any, Dict, List, Optional
 
@@ -151,6 +152,7 @@ def collect(scan: bool = False) -> Dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "hostname": socket.gethostname(),
         "pid": os.getpid(),
         "processStartTime": process_start_time(),
         "shimVersion": __version__,

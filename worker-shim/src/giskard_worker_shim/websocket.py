@@ -6,6 +6,7 @@ subprotocols. A connection is owned by one thread.
 
 import base64
 import hashlib
+import json
 import os
 import select
 import socket
@@ -25,12 +26,31 @@ OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 
 
-class HandshakeError(Exception):
-    """The server answered the opening handshake with something other than a valid 101."""
+MAX_REFUSAL_BODY_BYTES = 64 * 1024
 
-    def __init__(self, status: int, message: str) -> None:
+
+class HandshakeError(Exception):
+    """The server answered the opening handshake with something other than a valid 101:
+    `status` (0 if the answer was not HTTP) and the answer's `body` (text, possibly cut)."""
+
+    def __init__(self, status: int, message: str, body: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.body = body
+
+    @property
+    def server_message(self) -> str:
+        """What the server said: `error.message` of a JSON body
+        (`{"error":{"code":...,"message":...}}`), else the body's text (cut to 300
+        characters), else ""."""
+        try:
+            error = json.loads(self.body).get("error")
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                return error["message"]
+        except (ValueError, AttributeError):
+            pass
+        text = " ".join(self.body.split())
+        return text[:300] + ("..." if len(text) > 300 else "")
 
 
 def accept_key(key: str) -> str:
@@ -158,7 +178,30 @@ def _read_handshake_response(sock: Any) -> Tuple[bytes, bytes]:
     return head, rest
 
 
-def _check_handshake(head: bytes, key: str, rest: bytes) -> None:
+def _read_refusal_body(sock: Any, headers: Dict[str, str], rest: bytes) -> bytes:
+    """The body of a non-101 answer, as far as Content-Length goes (or the end of the stream
+    with `Connection: close`; else only what already arrived), within MAX_REFUSAL_BODY_BYTES
+    and the socket's timeout."""
+    length = headers.get("content-length", "")
+    if length.isdigit():
+        wanted = min(int(length), MAX_REFUSAL_BODY_BYTES)
+    elif "close" in headers.get("connection", "").lower():
+        wanted = MAX_REFUSAL_BODY_BYTES
+    else:
+        return rest[:MAX_REFUSAL_BODY_BYTES]
+    body = rest
+    try:
+        while len(body) < wanted:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    except OSError:
+        pass  # keep what arrived
+    return body[:wanted]
+
+
+def _check_handshake(sock: Any, head: bytes, key: str, rest: bytes) -> None:
     lines = head.decode("iso-8859-1").split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
@@ -169,9 +212,11 @@ def _check_handshake(head: bytes, key: str, rest: bytes) -> None:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     if status != 101:
-        body = rest[:300].decode("utf-8", "replace").strip()
-        raise HandshakeError(status, "server answered %s%s" % (
-            " ".join(parts[1:]), (": " + body) if body else ""))
+        body = _read_refusal_body(sock, headers, rest).decode("utf-8", "replace")
+        error = HandshakeError(status, "server answered %s" % " ".join(parts[1:]), body)
+        if error.server_message:
+            error.args = ("%s: %s" % (error.args[0], error.server_message),)
+        raise error
     if headers.get("upgrade", "").lower() != "websocket":
         raise HandshakeError(status, "server did not upgrade to websocket")
     tokens = [t.strip().lower() for t in headers.get("connection", "").split(",")]
@@ -322,10 +367,12 @@ class WebSocketConnection:
                                % (code, ": " + reason if reason else ""))
 
 
-def connect(url: str, headers: Optional[Mapping[str, str]] = None,
-            timeout: float = 10.0) -> WebSocketConnection:
-    """Opens ws:// or wss:// `url`. Raises OSError (network), HandshakeError (HTTP answer other
-    than a valid 101, with .status) or ConnectionClosed."""
+def connect(url: str, headers: Optional[Mapping[str, str]] = None, timeout: float = 10.0,
+            tls: Optional[ssl.SSLContext] = None) -> WebSocketConnection:
+    """Opens ws:// or wss:// `url`; wss:// verifies the server's certificate with `tls`
+    (default: the system's CAs). Raises OSError (network; ssl.SSLCertVerificationError for a
+    certificate that does not verify), HandshakeError (HTTP answer other than a valid 101,
+    with .status and .body) or ConnectionClosed."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ValueError("not a ws:// or wss:// URL: %r" % url)
@@ -337,7 +384,8 @@ def connect(url: str, headers: Optional[Mapping[str, str]] = None,
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if secure:
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname)
+            context = tls or ssl.create_default_context()
+            sock = context.wrap_socket(sock, server_hostname=parts.hostname)
         key = base64.b64encode(os.urandom(16)).decode("ascii")
         lines = ["GET %s HTTP/1.1" % path,
                  "Host: %s" % _host_header(parts.hostname, port, secure),
@@ -346,7 +394,7 @@ def connect(url: str, headers: Optional[Mapping[str, str]] = None,
         lines += ["%s: %s" % item for item in (headers or {}).items()]
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
         head, rest = _read_handshake_response(sock)
-        _check_handshake(head, key, rest)
+        _check_handshake(sock, head, key, rest)
         return WebSocketConnection(sock, rest)
     except BaseException:
         sock.close()

@@ -28,6 +28,10 @@ EXIT_REJECTED = 77     # the peer refused this worker: bad token or key (EX_NOPE
 
 _STOPPED, _DROPPED = "stopped", "dropped"
 CLOSE_LINGER_SECONDS = 1.0  # on a graceful stop, how long to wait for the peer to hang up
+# After handing a request to the executor, how long the I/O thread waits for its reply before
+# going back to select(): a quick model call is answered without the wake-up round trip. The
+# supervisor sends a worker one call at a time, so nothing waits on the connection meanwhile.
+QUICK_REPLY_SECONDS = 0.1
 
 
 class Rejected(Exception):
@@ -83,6 +87,7 @@ class Worker:
         self._generation = 0
         self._stop_requested = False
         self._dialing = False
+        self._submitted = False  # a request went to the executor since results were last taken
         self._shutdown_ids = []  # type: List[Any]
 
     def request_stop(self) -> None:
@@ -111,7 +116,7 @@ class Worker:
             except _Stopped:
                 break
             except Rejected as e:
-                log.error("the %s rejected this worker: %s", opts.peer, e)
+                log.error("cannot register with the %s: %s", opts.peer, e)
                 return EXIT_REJECTED
             except ProtocolMismatch as e:
                 log.error("%s", e)
@@ -204,7 +209,10 @@ class Worker:
             for message in early:
                 self._handle(conn, generation, message)
             while True:
-                self._deliver_results(conn, generation)
+                # Right after a hand-off, wait a moment for the reply (never a heartbeat's worth).
+                quick = min(QUICK_REPLY_SECONDS, interval / 4) if self._submitted else 0.0
+                self._submitted = False
+                self._deliver_results(conn, generation, quick)
                 if self._stop_requested and self._finish(conn, generation):
                     return _STOPPED
                 now = time.monotonic()
@@ -241,8 +249,9 @@ class Worker:
         log.info("stopped")
         return True
 
-    def _deliver_results(self, conn: Connection, generation: int) -> None:
-        for job_generation, reply in self._executor.take_results():
+    def _deliver_results(self, conn: Connection, generation: int, wait: float = 0.0) -> None:
+        wait = 0.0 if self._stop_requested else wait
+        for job_generation, reply in self._executor.take_results(wait):
             if job_generation == generation:
                 self._send_reply(conn, reply)
             else:
@@ -282,6 +291,7 @@ class Worker:
                 self._send_reply(conn, invoke(entry.handler, request_id, params))
             else:
                 self._executor.submit(generation, request_id, entry.handler, params)
+                self._submitted = True
 
     def _send_reply(self, conn: Connection, reply: Dict[str, Any]) -> None:
         try:
