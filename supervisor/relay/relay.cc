@@ -250,12 +250,7 @@ void Relay::OnTransition(const workers::WorkerInfo& worker, workers::WorkerState
     // Not now: the worker's welcome may not be out yet.
     DispatchLater(worker.kernel);
   }
-  if (queues_.count(worker.kernel) != 0) {
-    std::weak_ptr<int> alive = alive_;
-    timers_.After(std::chrono::milliseconds(0), [this, alive] {
-      if (alive.lock()) Recheck();
-    });
-  }
+  if (queues_.count(worker.kernel) != 0) RecheckLater();
 }
 
 void Relay::OnRemoved(const workers::WorkerInfo& worker) { OnWorkerGone(worker); }
@@ -264,6 +259,9 @@ void Relay::OnRemoteConnected(const std::string& kernel) { DispatchLater(kernel)
 
 void Relay::OnRemoteGone(const std::string& worker_id, const std::string& why) {
   remote_kernels_.erase(worker_id);
+  // Calls waiting for this kernel fail at once (503) if it was its last worker; a standby
+  // worker takes them otherwise.
+  RecheckLater();
   auto slot = slots_.find(worker_id);
   if (slot == slots_.end()) return;
   uint64_t id = slot->second.call;
@@ -319,6 +317,14 @@ void Relay::Recheck() {
     queues_.erase(kernel);
     for (uint64_t id : waiting) Finish(id, {servable, "", "", 0, 0});
   }
+}
+
+void Relay::RecheckLater() {
+  if (queues_.empty()) return;
+  std::weak_ptr<int> alive = alive_;
+  timers_.After(std::chrono::milliseconds(0), [this, alive] {
+    if (alive.lock()) Recheck();
+  });
 }
 
 void Relay::Unqueue(const Call& call) {

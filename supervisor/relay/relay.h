@@ -113,6 +113,7 @@ class Relay final : public workers::WorkerObserver {
   // unmanaged one.
   std::vector<std::string> Candidates(const std::string& kernel) const;
   void DispatchLater(const std::string& kernel);
+  void RecheckLater();  // Recheck() on the next turn, if any call waits
   void Send(Call& call, const std::string& worker);
   void OnReply(uint64_t id, const std::string& worker, Result<std::string> reply);
   void OnDeadline(uint64_t id);

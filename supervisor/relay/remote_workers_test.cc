@@ -255,5 +255,36 @@ TEST_F(RemoteWorkersTest, TheRelaySendsCallsToTheActiveWorkerAndFailsThemWhenItI
   EXPECT_EQ(outcomes[1].worker, "a");
 }
 
+// The last unmanaged worker of a kernel goes while calls wait for it: its call gets 502 and the
+// waiting ones 503 at once (what `servable` says), not a 504 at their timeout.
+TEST_F(RemoteWorkersTest, CallsWaitingForALostLastWorkerFailAtOnce) {
+  process::FakeProcessLauncher launcher;
+  workers::ObserverList observers;
+  NullObserver null;
+  observers.Add(&null);
+  workers::WorkerPool pool(launcher, timers_, clock_, observers, {});
+  RelayOptions o;
+  o.remote_worker = [this](const std::string& kernel) { return hub_->Active(kernel); };
+  Relay relay(*hub_, pool, timers_, clock_, o);
+  relay.SetServable([&relay](const std::string& kernel) {
+    return relay.Reachable(kernel).empty() ? Unavailable("no worker of " + kernel + " is connected")
+                                           : Status::Ok();
+  });
+  Conn b = Register("b", "laptop");
+  std::vector<CallOutcome> outcomes;
+  auto keep = [&outcomes](CallOutcome out) { outcomes.push_back(std::move(out)); };
+  relay.Submit({"laptop", "predict", "/m.pkl", R"({"rows":[[1]]})", milliseconds(10'000), ""}, keep);
+  relay.Submit({"laptop", "predict", "/m.pkl", R"({"rows":[[2]]})", milliseconds(10'000), ""}, keep);
+  EXPECT_EQ(relay.waiting("laptop"), 1u);
+  b.handlers.on_closed("closed by the peer");
+  relay.OnRemoteGone("b", "closed by the peer");
+  timers_.Advance(milliseconds(0));
+  ASSERT_EQ(outcomes.size(), 2u);
+  EXPECT_THAT(outcomes[0].status.message(), HasSubstr("disconnected during the call"));
+  EXPECT_EQ(outcomes[1].status.code(), StatusCode::kUnavailable);
+  EXPECT_THAT(outcomes[1].status.message(), HasSubstr("no worker of laptop is connected"));
+  EXPECT_EQ(relay.waiting("laptop"), 0u);
+}
+
 }  // namespace
 }  // namespace gsk::relay
