@@ -251,6 +251,42 @@ Status ParseForkServerField(const Json* value, KernelSpec& spec) {
   return Status::Ok();
 }
 
+Status ParsePreloadModelsField(const Json* value, KernelSpec& spec) {
+  spec.preload_models.clear();
+  if (value == nullptr || value->is_null()) return Status::Ok();
+  if (!value->is_array()) {
+    return FieldError("preloadModels", "expected an array of model paths, got " +
+                                           TypeNameWithArticle(*value));
+  }
+  if (spec.type != KernelType::kProcess && !value->empty()) {
+    return FieldError("preloadModels", "only a PROCESS kernel's workers are forked from a "
+                                       "template; an UNMANAGED kernel cannot preload models");
+  }
+  if (value->size() > kMaxPreloadModels) {
+    return FieldError("preloadModels", std::to_string(value->size()) + " models; at most " +
+                                           std::to_string(kMaxPreloadModels) + " can be preloaded");
+  }
+  for (std::size_t i = 0; i < value->size(); ++i) {
+    const Json& item = (*value)[i];
+    std::string field = "preloadModels[" + std::to_string(i) + "]";
+    if (!item.is_string()) {
+      return FieldError(field, "expected a model path (a string), got " + TypeNameWithArticle(item));
+    }
+    const std::string& path = item.get_ref<const std::string&>();
+    if (path.empty() || path.size() > kMaxModelPathBytes ||
+        path.find('\0') != std::string::npos) {
+      return FieldError(field, "expected a model path of 1 to " +
+                                   std::to_string(kMaxModelPathBytes) + " bytes, without NUL");
+    }
+    if (std::find(spec.preload_models.begin(), spec.preload_models.end(), path) !=
+        spec.preload_models.end()) {
+      return FieldError(field, "\"" + path + "\" is listed twice");
+    }
+    spec.preload_models.push_back(path);
+  }
+  return Status::Ok();
+}
+
 }  // namespace gsk::spec::internal
 
 namespace gsk::spec {

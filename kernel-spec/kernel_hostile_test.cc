@@ -177,6 +177,15 @@ std::vector<Hostile> EnvCases() {
       {With({{"env", ManyEntries(129, true)}}), "env", "at most 128"},
       {With({{"env", {{"FOO", std::string(40000, 'x')}}}}), "env.FOO", "at most 32768"},
       {With({{"env", {{"FOO", std::string("a\0b", 3)}}}}), "env.FOO", "NUL"},
+      // preloadModels
+      {With({{"preloadModels", "iris.pkl"}}), "preloadModels", "expected an array of model paths"},
+      {With({{"preloadModels", {1}}}), "preloadModels[0]", "expected a model path (a string)"},
+      {With({{"preloadModels", {"a.pkl", ""}}}), "preloadModels[1]", "1 to 4096 bytes"},
+      {With({{"preloadModels", {"a.pkl", "a.pkl"}}}), "preloadModels[1]", "listed twice"},
+      {With({{"preloadModels", json(std::vector<std::string>(17, "a"))}}), "preloadModels",
+       "at most 16"},
+      {With({{"type", "UNMANAGED"}, {"preloadModels", {"a.pkl"}}}), "preloadModels",
+       "cannot preload models"},
   };
 }
 

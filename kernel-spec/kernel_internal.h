@@ -23,6 +23,7 @@ Status ParseVersionField(const Json* value, const ParseOptions& options, KernelS
 Status ParseWorkersField(const Json* value, const ParseOptions& options, KernelSpec& spec);
 Status ParseEnvField(const Json* value, KernelSpec& spec);
 Status ParseForkServerField(const Json* value, KernelSpec& spec);
+Status ParsePreloadModelsField(const Json* value, KernelSpec& spec);
 
 // requestedDependencies and frozenDependencies together: each list, duplicates within a list,
 // and requested pins that contradict frozen ones. Adds warnings to spec.warnings.

@@ -112,6 +112,7 @@ Result<KernelSpec> ParseObject(const Json& document, const ParseOptions& options
   GSK_RETURN_IF_ERROR(internal::ParseWorkersField(field("workers"), options, spec));
   GSK_RETURN_IF_ERROR(internal::ParseEnvField(field("env"), spec));
   GSK_RETURN_IF_ERROR(internal::ParseForkServerField(field("forkServer"), spec));
+  GSK_RETURN_IF_ERROR(internal::ParsePreloadModelsField(field("preloadModels"), spec));
   GSK_RETURN_IF_ERROR(CollectUnknownFields(document, spec));
   return spec;
 }
@@ -140,7 +141,8 @@ const std::vector<std::string_view>& KernelDocumentFields() {
                                                         "version",
                                                         "workers",
                                                         "env",
-                                                        "forkServer"};
+                                                        "forkServer",
+                                                        "preloadModels"};
   return kFields;
 }
 
@@ -217,6 +219,7 @@ nlohmann::json ToJson(const KernelSpec& spec, bool redact_env) {
   for (const auto& [key, value] : spec.env) env[key] = redact_env ? MaskSecret(value) : value;
   out["env"] = std::move(env);
   out["forkServer"] = spec.fork_server;
+  out["preloadModels"] = spec.preload_models;
   return out;
 }
 

@@ -30,6 +30,8 @@ inline constexpr std::size_t kMaxEnvEntries = 128;
 inline constexpr std::size_t kMaxEnvValueBytes = 32 * 1024;
 inline constexpr std::size_t kMaxUnknownFields = 64;
 inline constexpr int kMaxJsonDepth = 64;
+inline constexpr std::size_t kMaxPreloadModels = 16;
+inline constexpr std::size_t kMaxModelPathBytes = 4096;
 
 struct KernelSpec {
   std::string name;                        // validated kernel name
@@ -44,6 +46,9 @@ struct KernelSpec {
   // Supervisor field: workers may be forked from their env's template (the fork server); false
   // starts each one with a fresh interpreter.
   bool fork_server = true;
+  // Supervisor field: model paths (as in a predict call) that the env's template loads before it
+  // forks this kernel's workers, like gunicorn's --preload; empty: none.
+  std::vector<std::string> preload_models;
   // Fields the supervisor does not know, kept verbatim (a JSON object serialized as text) and
   // returned as they came; they never influence the environment.
   std::string unknown_fields_json = "{}";

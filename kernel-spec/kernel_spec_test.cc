@@ -65,7 +65,8 @@ TEST(KernelSpecTest, ToJsonHasTheRestShape) {
     "requestedDependencies": ["giskard[llm]>=2.14", "scikit-learn==1.3.2"],
     "frozenDependencies": "joblib==1.3.2\nnumpy==1.26.4",
     "type": "PROCESS", "version": "2.14.0", "workers": 1,
-    "env": {"OPENAI_API_KEY": "sk-****", "SHORT": "****"}, "forkServer": true})");
+    "env": {"OPENAI_API_KEY": "sk-****", "SHORT": "****"}, "forkServer": true,
+    "preloadModels": []})");
   EXPECT_EQ(ToJson(spec, /*redact_env=*/true), expected);
   EXPECT_EQ(ToJson(spec, false)["env"]["OPENAI_API_KEY"], "sk-1234567890abcdef");
   spec.version.clear();
@@ -156,7 +157,7 @@ TEST(KernelSpecTest, RoundTripsThroughToJson) {
       "frozenDependencies":["numpy==1.26.4", "Joblib==1.3.2", "torch==2.1.0+cu118",
                             "pandas==2.1.4", "giskard==2.14.0"],
       "type":"PROCESS","version":"2.14.0","workers":3,"env":{"A":"1","TOKEN":"secret-value-123"},
-      "custom":{"x":[1,"two",null]}})";
+      "preloadModels":["iris.pkl","team/big-model"],"custom":{"x":[1,"two",null]}})";
   KernelSpec first = MustParse(text);
   json once = ToJson(first, /*redact_env=*/false);
   KernelSpec second = MustParse(once.dump());
@@ -169,6 +170,7 @@ TEST(KernelSpecTest, RoundTripsThroughToJson) {
   EXPECT_EQ(second.version, first.version);
   EXPECT_EQ(second.workers, first.workers);
   EXPECT_EQ(second.env, first.env);
+  EXPECT_EQ(second.preload_models, (std::vector<std::string>{"iris.pkl", "team/big-model"}));
   EXPECT_EQ(second.unknown_fields_json, first.unknown_fields_json);
   EXPECT_EQ(second.warnings, first.warnings);
   EXPECT_EQ(EnvHash(second, "idx"), EnvHash(first, "idx"));
@@ -197,6 +199,7 @@ TEST(KernelSpecTest, HashIgnoresWhatDoesNotChangeTheEnvironment) {
       json::array({"pandas==2.2.0", "scikit-learn==1.3.2", "numpy==1.26.4", "# comment", ""});
   same[3]["workers"] = 5;
   same[3]["version"] = "9.9";
+  same[3]["preloadModels"] = {"iris.pkl"};
   same[4]["env"] = {{"X", "y"}};
   same[4]["type"] = "UNMANAGED";
   same[5]["requestedDependencies"] = json::array();  // frozen wins when present

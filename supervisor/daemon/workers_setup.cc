@@ -148,6 +148,13 @@ Result<std::unique_ptr<WorkerSupervision>> WorkerSupervision::Start(
                                                      ModelOptions(config));
   p.models->SetBlobs(p.blobs.get());
   GSK_RETURN_IF_ERROR(p.models->Init());
+  service::ModelService* models = p.models.get();
+  p.service->SetModelResolver([models](const std::string& model) {
+    return models->ResolveModel(model);
+  });
+  d.kernels.SetModelPathCheck([models](const std::string& model) {
+    return models->ResolveModel(model).status();
+  });
   GSK_RETURN_IF_ERROR(p.socket->Listen());
   p.service->AdoptFromStore();
   d.kernels.SetOnChange([parts](const std::string& name) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/crypto.h"
 #include "supervisor/process/unique_fd.h"
 #include "supervisor/protocol/frame_codec.h"
 
@@ -71,7 +72,9 @@ Status WriteFrame(int fd, const std::string& frame, std::chrono::milliseconds ti
 
 struct ForkingLauncher::Template {
   enum class State { kNone, kStarting, kReady, kFailed };
+  Key key;
   fs::path env;
+  std::string name;  // of its folder and log: the env's, plus a digest of the preload list
   State state = State::kNone;
   UniqueFd socket;  // ours; the template has the other end as its fd 3
   protocol::FrameDecoder decoder;
@@ -113,11 +116,20 @@ ForkingLauncher::Counts ForkingLauncher::counts() const {
   return c;
 }
 
-ForkingLauncher::Template& ForkingLauncher::TemplateFor(const fs::path& env) {
-  auto& slot = templates_[env];
+ForkingLauncher::Template& ForkingLauncher::TemplateFor(const fs::path& env,
+                                                        const std::vector<std::string>& preload) {
+  Key key{env, preload};
+  auto& slot = templates_[key];
   if (!slot) {
     slot = std::make_unique<Template>();
+    slot->key = std::move(key);
     slot->env = env;
+    slot->name = env.filename().string();
+    if (!preload.empty()) {
+      std::string list;
+      for (const std::string& path : preload) list += path + '\0';
+      slot->name += "-preload-" + Sha256Hex(list).substr(0, 12);
+    }
   }
   return *slot;
 }
@@ -128,7 +140,7 @@ Result<ProcessHandle> ForkingLauncher::Launch(ProcessSpec spec, ExitCallback on_
     return inner_.Launch(std::move(spec), std::move(on_exit));
   }
   fs::path python = spec.argv[0];
-  Template& t = TemplateFor(python.parent_path().parent_path());
+  Template& t = TemplateFor(python.parent_path().parent_path(), spec.preload);
   timers_.Cancel(t.idle_timer);
   t.idle_timer = 0;
   if (t.state == Template::State::kFailed && Clock::now() - t.since > options_.retry_after) {
@@ -165,7 +177,7 @@ void ForkingLauncher::StartTemplate(Template& t, const ProcessSpec& worker) {
   }
   t.socket.reset(fds[0]);
   UniqueFd theirs(fds[1]);
-  std::string name = t.env.filename().string();
+  const std::string& name = t.name;
   ProcessSpec spec;
   spec.argv = {worker.argv[0], "-m", "giskard_worker_shim", "serve-template"};
   for (const char* key : kTemplateEnv) {
@@ -174,23 +186,24 @@ void ForkingLauncher::StartTemplate(Template& t, const ProcessSpec& worker) {
   spec.cwd = options_.templates_dir / name;
   spec.env["HOME"] = spec.cwd.string();
   spec.env["GSK_TEMPLATE_FD"] = std::to_string(kSecretFd);
+  if (!worker.preload.empty()) spec.env["GSK_TEMPLATE_PRELOAD"] = json(worker.preload).dump();
   std::error_code ec;
   fs::create_directories(spec.cwd, ec);
   fs::create_directories(options_.logs_dir, ec);
   spec.log_file = options_.logs_dir / (name + ".log");
   spec.inherit_fd = theirs.get();
   std::weak_ptr<int> alive = alive_;
-  fs::path env = t.env;
+  Key key = t.key;
   Result<ProcessHandle> launched =
-      inner_.Launch(std::move(spec), [this, alive, env](const ExitInfo& exit) {
+      inner_.Launch(std::move(spec), [this, alive, key](const ExitInfo& exit) {
         if (!alive.lock()) return;
-        auto it = templates_.find(env);
+        auto it = templates_.find(key);
         if (it == templates_.end()) return;
         Template& dead = *it->second;
         dead.handle.reset();
         dead.socket.reset();
         if (dead.state == Template::State::kStarting || dead.state == Template::State::kReady) {
-          spdlog::warn("event=template.exited env={} exit=\"{}\"", env.filename().string(),
+          spdlog::warn("event=template.exited env={} exit=\"{}\"", dead.name,
                        exit.Describe());
           dead.state = Template::State::kNone;  // started again with the next worker
         }
@@ -207,7 +220,8 @@ void ForkingLauncher::StartTemplate(Template& t, const ProcessSpec& worker) {
   t.decoder = protocol::FrameDecoder();
   t.state = Template::State::kStarting;
   t.since = Clock::now();
-  spdlog::info("event=template.starting env={} pid={}", name, launched->pid());
+  spdlog::info("event=template.starting env={} pid={} preload={}", name, launched->pid(),
+               worker.preload.size());
 }
 
 // Reads what the template said so far, without waiting: its "ready".
@@ -230,8 +244,8 @@ bool ForkingLauncher::CheckReady(Template& t) {
     json message = json::parse(**frame, nullptr, false);
     if (message.is_object() && message.value("type", "") == "ready") {
       t.state = Template::State::kReady;
-      spdlog::info("event=template.ready env={} pid={} after_ms={}", t.env.filename().string(),
-                   t.handle ? t.handle->pid() : 0,
+      spdlog::info("event=template.ready env={} pid={} preloaded={} after_ms={}", t.name,
+                   t.handle ? t.handle->pid() : 0, message.value("preloaded", json::array()).size(),
                    std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t.since)
                        .count());
       return true;
@@ -306,7 +320,7 @@ Result<ProcessHandle> ForkingLauncher::Fork(Template& t, const ProcessSpec& spec
 
 // The template cannot be used: it is killed, and workers are exec'd until retry_after.
 void ForkingLauncher::Retire(Template& t, const std::string& why) {
-  spdlog::warn("event=template.retired env={} reason=\"{}\"", t.env.filename().string(), why);
+  spdlog::warn("event=template.retired env={} reason=\"{}\"", t.name, why);
   t.state = Template::State::kFailed;
   t.since = Clock::now();
   t.socket.reset();
@@ -315,29 +329,29 @@ void ForkingLauncher::Retire(Template& t, const std::string& why) {
 
 ProcessLauncher::ExitCallback ForkingLauncher::CountedIn(Template& t, ExitCallback on_exit) {
   std::weak_ptr<int> alive = alive_;
-  return [this, alive, env = t.env, on_exit = std::move(on_exit)](const ExitInfo& exit) {
-    if (alive.lock()) WorkerGone(env);
+  return [this, alive, key = t.key, on_exit = std::move(on_exit)](const ExitInfo& exit) {
+    if (alive.lock()) WorkerGone(key);
     on_exit(exit);
   };
 }
 
-void ForkingLauncher::WorkerGone(const fs::path& env) {
-  auto it = templates_.find(env);
+void ForkingLauncher::WorkerGone(const Key& key) {
+  auto it = templates_.find(key);
   if (it == templates_.end()) return;
   Template& t = *it->second;
   if (--t.workers > 0 || !t.handle) return;
   // No worker of this env left: the template stops unless one comes back soon.
   std::weak_ptr<int> alive = alive_;
   timers_.Cancel(t.idle_timer);
-  t.idle_timer = timers_.After(options_.idle, [this, alive, env] {
+  t.idle_timer = timers_.After(options_.idle, [this, alive, key] {
     if (!alive.lock()) return;
-    auto found = templates_.find(env);
+    auto found = templates_.find(key);
     if (found == templates_.end()) return;
     Template& idle = *found->second;
     idle.idle_timer = 0;
     if (idle.workers > 0 || !idle.handle) return;
     spdlog::info("event=template.stopping env={} reason=\"no worker of its env\"",
-                 env.filename().string());
+                 idle.name);
     idle.state = Template::State::kNone;
     idle.socket.reset();  // it exits at EOF
     inner_.Stop(*idle.handle, std::chrono::seconds(5));

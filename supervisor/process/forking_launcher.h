@@ -4,7 +4,8 @@
 // double-forks a worker, which takes on its own identity (id, token, process group, working
 // directory, HOME, environment, rlimits, log) and registers as any worker does. The worker is
 // re-parented to the daemon (a child subreaper), so its exit and status are observed as for a
-// launched process. Templates start with the env's first worker (which is started by exec while
+// launched process. A kernel may ask its template to preload models (ProcessSpec::preload): an
+// env has one template per distinct list. Templates start with the env's first worker (which is started by exec while
 // its template warms up), are started again after they die, and stop once their env has had no
 // worker for `idle`. A launch that cannot fork (not a shim worker, a PYTHON*/LD_* variable
 // that changes how the interpreter starts, a kernel that opted out, a template that fails or
@@ -17,6 +18,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/timers.h"
 #include "supervisor/process/process_launcher.h"
@@ -24,8 +27,10 @@
 namespace gsk::process {
 
 struct ForkOptions {
-  std::filesystem::path templates_dir;  // each template runs in templates_dir/<env name>/
-  std::filesystem::path logs_dir;       // and logs to logs_dir/<env name>.log
+  // Each template runs in templates_dir/<name>/ and logs to logs_dir/<name>.log, where <name> is
+  // the env's folder name, plus "-preload-" and a digest of the list if it preloads models.
+  std::filesystem::path templates_dir;
+  std::filesystem::path logs_dir;
   std::chrono::milliseconds idle{30'000};          // a template with no worker this long stops
   std::chrono::milliseconds fork_timeout{2'000};   // a fork request must be answered in this
   std::chrono::milliseconds ready_timeout{60'000};  // a template must be ready in this
@@ -59,7 +64,9 @@ class ForkingLauncher final : public ProcessLauncher {
 
  private:
   struct Template;
-  Template& TemplateFor(const std::filesystem::path& env);
+  // A template is known by its env root and the models it preloads.
+  using Key = std::pair<std::filesystem::path, std::vector<std::string>>;
+  Template& TemplateFor(const std::filesystem::path& env, const std::vector<std::string>& preload);
   void StartTemplate(Template& t, const ProcessSpec& worker);
   bool CheckReady(Template& t);
   Result<ProcessHandle> Fork(Template& t, const ProcessSpec& spec, ExitCallback on_exit);
@@ -67,13 +74,13 @@ class ForkingLauncher final : public ProcessLauncher {
   // `on_exit`, after counting the worker out of its env's template (see WorkerGone). The caller
   // counts it in (++t.workers) once it is launched.
   ExitCallback CountedIn(Template& t, ExitCallback on_exit);
-  // One worker of `env` less (forked or exec'd): with none left, the template stops after idle.
-  void WorkerGone(const std::filesystem::path& env);
+  // One worker of the template's less (forked or exec'd): with none left, it stops after idle.
+  void WorkerGone(const Key& key);
 
   ProcessLauncher& inner_;
   Timers& timers_;
   ForkOptions options_;
-  std::map<std::filesystem::path, std::unique_ptr<Template>> templates_;  // by env root
+  std::map<Key, std::unique_ptr<Template>> templates_;
   Counts counts_;
   uint64_t next_request_ = 1;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

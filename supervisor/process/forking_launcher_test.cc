@@ -125,6 +125,26 @@ TEST_F(ForkingLauncherTest, ReadyTemplateForksTheNextWorker) {
   EXPECT_EQ(inner_.launches().size(), 3u);  // template, w1, w2 (adopted)
 }
 
+// Workers that preload models get a template of their own, which is told the list; workers
+// of the same env without a list keep theirs.
+TEST_F(ForkingLauncherTest, APreloadListGetsATemplateOfItsOwn) {
+  Launch("w1");  // the plain template, then w1 exec'd
+  ProcessSpec preloading = Worker("w2");
+  preloading.preload = {"/models/iris.pkl", "/models/big"};
+  ASSERT_TRUE(launcher_->Launch(preloading, [](const ExitInfo&) {}).ok());
+  ASSERT_EQ(inner_.launches().size(), 4u);  // plain template, w1, preloading template, w2
+  const ProcessSpec& plain = inner_.launches()[0].spec;
+  const ProcessSpec& preload = inner_.launches()[2].spec;
+  EXPECT_EQ(preload.argv.back(), "serve-template");
+  EXPECT_FALSE(plain.env.count("GSK_TEMPLATE_PRELOAD"));
+  EXPECT_EQ(nlohmann::json::parse(preload.env.at("GSK_TEMPLATE_PRELOAD")),
+            nlohmann::json({"/models/iris.pkl", "/models/big"}));
+  EXPECT_EQ(plain.cwd.filename(), "env");
+  EXPECT_EQ(preload.cwd.filename().string().rfind("env-preload-", 0), 0u) << preload.cwd;
+  EXPECT_NE(preload.log_file, plain.log_file);
+  EXPECT_EQ(launcher_->counts().templates, 2);
+}
+
 TEST_F(ForkingLauncherTest, PythonVariableOrOptOutIsExecuted) {
   ProcessSpec spec = Worker("w1");
   spec.env["PYTHONHASHSEED"] = "0";

@@ -64,6 +64,9 @@ struct ProcessSpec {
   // A launcher with a fork server (ForkingLauncher) may fork this worker from a template
   // instead of exec'ing argv; others ignore it.
   bool forkable = false;
+  // With forkable: absolute paths of models the template loads before it forks (workers with
+  // different lists are forked from different templates of the env).
+  std::vector<std::string> preload;
   // If >= 0 (and no secret), this open descriptor of the caller's is handed to the child as
   // kSecretFd instead (a socket to talk with it, say). The caller keeps and closes its own.
   int inherit_fd = -1;

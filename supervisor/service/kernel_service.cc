@@ -153,6 +153,7 @@ std::vector<const Kernel*> KernelService::List() const {
 
 Result<WriteOutcome> KernelService::Create(std::string_view body, const Caller& caller) {
   GSK_ASSIGN_OR_RETURN(spec::KernelSpec spec, spec::ParseKernelDocument(body, options_.parse));
+  GSK_RETURN_IF_ERROR(CheckModelPaths(spec));
   std::vector<std::string> warnings = std::move(spec.warnings);
   Kernel k = FromSpec(std::move(spec));
   if (const Kernel* existing = Find(k.name())) {
@@ -197,8 +198,22 @@ Result<WriteOutcome> KernelService::Replace(const std::string& name, std::string
   }
   std::string patched = doc.is_object() ? doc.dump() : std::string(body);
   GSK_ASSIGN_OR_RETURN(spec::KernelSpec spec, spec::ParseKernelDocument(patched, options_.parse));
+  GSK_RETURN_IF_ERROR(CheckModelPaths(spec));
   std::vector<std::string> warnings = std::move(spec.warnings);
   return Write(FromSpec(std::move(spec)), *existing, std::move(warnings), caller);
+}
+
+Status KernelService::CheckModelPaths(const spec::KernelSpec& spec) const {
+  if (!model_path_check_) return Status::Ok();
+  for (size_t i = 0; i < spec.preload_models.size(); ++i) {
+    Status s = model_path_check_(spec.preload_models[i]);
+    if (s.ok()) continue;
+    std::string field = "preloadModels[" + std::to_string(i) + "]";
+    std::string why = s.message();
+    if (why.rfind("model: ", 0) == 0) why.erase(0, 7);
+    return InvalidArgument(field + ": " + why).WithDetail("field", field);
+  }
+  return Status::Ok();
 }
 
 // Stores `k` in place of `existing` (same name) as its next generation.

@@ -86,6 +86,12 @@ class KernelService {
     on_change_ = std::move(on_change);
   }
 
+  // How a model path of "preloadModels" is checked when a kernel is written (it must be a model
+  // a predict call could name: under the model roots, existing). Unset: not checked.
+  void SetModelPathCheck(std::function<Status(const std::string& path)> check) {
+    model_path_check_ = std::move(check);
+  }
+
   const ServiceOptions& options() const { return options_; }
 
  private:
@@ -96,6 +102,7 @@ class KernelService {
   Result<WriteOutcome> Write(Kernel kernel, const Kernel& existing, std::vector<std::string> warnings,
                              const Caller& caller);
   void EnsureEnv(const Kernel& kernel, bool retry_failed);
+  Status CheckModelPaths(const spec::KernelSpec& spec) const;
   void Changed(const std::string& name);
   Kernel* Find(const std::string& name);
 
@@ -105,6 +112,7 @@ class KernelService {
   ServiceOptions options_;
   std::map<std::string, Kernel> kernels_;  // by name: the kernels table, as written
   std::function<void(const std::string& name)> on_change_;
+  std::function<Status(const std::string& path)> model_path_check_;
 };
 
 }  // namespace gsk::service

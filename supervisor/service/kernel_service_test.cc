@@ -100,6 +100,29 @@ TEST_F(KernelServiceTest, InvalidDocumentsWriteNothing) {
   EXPECT_TRUE(envs_.ensured.empty());
 }
 
+// A model to preload is checked when the kernel is written, by create and by replace.
+TEST_F(KernelServiceTest, PreloadModelsAreCheckedWhenWritten) {
+  service_->SetModelPathCheck([](const std::string& path) {
+    return path == "iris.pkl" ? Status::Ok()
+                              : FailedPrecondition("model: " + path + " is outside the model roots");
+  });
+  auto refused = service_->Create(
+      R"({"name":"k","pythonVersion":"3.11","preloadModels":["iris.pkl","/etc/passwd"]})", {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message(), "preloadModels[1]: /etc/passwd is outside the model roots");
+  EXPECT_EQ(EventCount(), 0u);
+  auto created =
+      service_->Create(R"({"name":"k","pythonVersion":"3.11","preloadModels":["iris.pkl"]})", {});
+  ASSERT_TRUE(created.ok()) << created.status().message();
+  EXPECT_EQ(created->kernel->spec.preload_models, std::vector<std::string>{"iris.pkl"});
+  auto replaced =
+      service_->Replace("k", R"({"name":"k","pythonVersion":"3.11","preloadModels":["x"]})", {});
+  ASSERT_FALSE(replaced.ok());
+  EXPECT_EQ(replaced.status().message(), "preloadModels[0]: x is outside the model roots");
+  EXPECT_EQ((*service_->Get("k"))->spec.preload_models, std::vector<std::string>{"iris.pkl"});
+}
+
 TEST_F(KernelServiceTest, EnforcesMaxKernels) {
   for (int i = 0; i < 3; ++i) {
     std::string doc = R"({"name":"k)" + std::to_string(i) + R"(","pythonVersion":"3.11"})";

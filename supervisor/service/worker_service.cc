@@ -97,6 +97,16 @@ Result<workers::LaunchTemplate> WorkerService::Template(const Kernel& k) const {
   t.log_rotate_bytes = options_.log_rotate_bytes;
   t.limits = options_.limits;
   t.forkable = options_.fork_server && k.spec.fork_server;
+  for (const std::string& model : k.spec.preload_models) {
+    if (!t.forkable || !resolve_model_) break;
+    Result<std::filesystem::path> real = resolve_model_(model);
+    if (real.ok()) {
+      t.preload.push_back(real->string());
+    } else {  // checked when the kernel was written: it moved since; calls will say why
+      spdlog::warn("event=workers.preload_skipped kernel={} model=\"{}\" error=\"{}\"", k.name(),
+                   model, real.status().message());
+    }
+  }
   std::error_code ec;
   std::filesystem::create_directories(options_.work_dir, ec);
   std::filesystem::create_directories(options_.log_dir, ec);
@@ -128,6 +138,7 @@ void WorkerService::Reconcile(const std::string& kernel) {
   std::string fingerprint;
   for (const std::string& arg : launch->argv) fingerprint += arg + '\0';
   for (const auto& [key, value] : launch->env) fingerprint += key + '=' + value + '\0';
+  for (const std::string& model : launch->preload) fingerprint += "preload " + model + '\0';
   auto previous = launched_generation_.find(kernel);
   bool changed = previous != launched_generation_.end() && previous->second != fingerprint;
   launched_generation_[kernel] = fingerprint;

@@ -52,6 +52,13 @@ class WorkerService {
                                     const Caller& caller);
   Result<const Kernel*> StopKernel(const std::string& name, const Caller& caller);
 
+  // How a kernel's "preloadModels" become the paths its template loads (the model roots'
+  // resolution, as for a call). Unset: no model is preloaded.
+  void SetModelResolver(
+      std::function<Result<std::filesystem::path>(const std::string& model)> resolve) {
+    resolve_model_ = std::move(resolve);
+  }
+
   std::vector<workers::WorkerInfo> List(const std::string& kernel) const;
   Result<workers::WorkerInfo> Get(const std::string& id) const;
   // kNotFound for an unknown id; the answer is the worker right after the request.
@@ -75,6 +82,7 @@ class WorkerService {
   const Clock& clock_;
   WorkerServiceOptions options_;
   std::map<std::string, std::string> launched_generation_;  // kernel -> its launch (argv, env)
+  std::function<Result<std::filesystem::path>(const std::string& model)> resolve_model_;
 };
 
 

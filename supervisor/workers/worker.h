@@ -57,6 +57,7 @@ struct LaunchTemplate {
   uint64_t log_rotate_bytes = 0;
   process::ResourceLimits limits;
   bool forkable = false;  // ProcessSpec::forkable: a fork server may fork these workers
+  std::vector<std::string> preload;  // ProcessSpec::preload: models their template loads first
 };
 
 // What a worker's hello says about it (see worker-shim/PROTOCOL.md).

@@ -40,6 +40,7 @@ Result<process::ProcessSpec> WorkerPool::MakeSpec(Worker& w) {
   spec.limits = launch.limits;
   spec.new_process_group = true;
   spec.forkable = launch.forkable;
+  spec.preload = launch.preload;
   if (!launch.log_dir.empty()) {
     spec.log_file = launch.log_dir / (w.info.id + ".log");
     spec.log_rotate_bytes = launch.log_rotate_bytes;

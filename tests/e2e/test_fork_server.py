@@ -10,7 +10,9 @@ breaks is no other test's.
 The first worker of an env is exec'd while its template starts: WorkersTestCase.warm_up makes a
 one-worker kernel and waits until the template is ready, so that later workers are forked."""
 
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -295,6 +297,67 @@ max_processes = {PROCESSES}
                 self.assertEqual(d.get(f"/api/v1/kernels/{name}").json["forkServer"],
                                  not fields, name)
         self.assertEqual(template_pids(d, self.env), [self.template])
+
+    def test_a_kernel_that_preloads_a_model_gets_a_template_that_loaded_it(self):
+        d = self.daemon
+        loads = os.path.join(self.new_dir("preload"), "loads")
+        model = os.path.join(d.state_dir, "models", "preload-model")
+        os.makedirs(os.path.join(model, "src"))
+        with open(os.path.join(model, "giskard-model.json"), "w") as f:
+            json.dump({"entrypoint": "e2e_premod:MODEL", "code": ["src"]}, f)
+        with open(os.path.join(model, "src", "e2e_premod.py"), "w") as f:
+            f.write("import os\n"
+                    f"with open({loads!r}, 'a') as f:\n"
+                    "    f.write(f'{os.getpid()}\\n')\n\n\n"
+                    "class Model:\n"
+                    "    def predict(self, X):\n"
+                    "        return [os.getpid() for _ in X]\n\n\n"
+                    "MODEL = Model()\n")
+        # A path outside the model roots is refused when the kernel is written.
+        doc = {"name": "preload-refused", "pythonVersion": "3.11", "workers": 0,
+               "preloadModels": ["preload-model", "/etc/passwd"]}
+        r = d.post("/api/v1/kernels", doc)
+        self.assertEqual(r.status, 422, r)
+        self.assertEqual(r.json["error"]["details"].get("field"), "preloadModels[1]", r)
+        self.assertIn("outside the model roots", r.json["error"]["message"], r)
+        # The kernel's env is the main one, but a preload list gets a template of its own, which
+        # imports the model before it forks: its first worker is exec'd meanwhile.
+        self.kernel("preloading", fields={"preloadModels": ["preload-model"]}, checked=False)
+        self.assertEqual(d.get("/api/v1/kernels/preloading").json["preloadModels"],
+                         ["preload-model"])
+        (first,) = wait_running(d, "preloading", 1)
+        self.assertEqual(launch_kind(first["pid"]), "exec")
+        starting = re.compile(rf"event=template\.starting env=({re.escape(self.env)}-preload-\w+)"
+                              r" pid=(\d+) preload=1")
+        name, pid = wait_for("the preloading template started",
+                             lambda: [m.groups() for m in map(starting.search, d.log_lines()) if m],
+                             lambda found: found, 30)[-1]
+        template = wait_template_ready(d, name)
+        self.assertEqual(template, int(pid))
+        self.assertIn(f"preloaded model {os.path.realpath(model)} (entrypoint",
+                      template_log(d, name))
+        self.assertEqual(template_pids(d, self.env), [self.template])  # the plain one is kept
+        # Two more workers: forked from the preloading template, with the model already loaded.
+        r = d.post("/api/v1/kernels/preloading/start", {"workers": 3})
+        self.assertEqual(r.status, 200, r)
+        ws = wait_running(d, "preloading", 3)
+        forked = [w for w in ws if w["pid"] != first["pid"]]
+        for w in forked:
+            self.assertEqual(launch_kind(w["pid"]), "forked", proc_cmdline(w["pid"]))
+            self.assertEqual(forked_from(d, w), template, w)
+        # Loading it on every worker imports it once more only: in the exec'd worker.
+        r = d.post("/api/v1/kernels/preloading/models", {"model": "preload-model"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["loaded"], 3, r)
+        with open(loads) as f:
+            imported = sorted(int(line) for line in f.read().split())
+        self.assertEqual(imported, sorted([template, first["pid"]]), ws)
+        for _ in range(3):
+            r = d.post("/api/v1/kernels/preloading/predict",
+                       {"model": "preload-model", "rows": [[1], [2]]})
+            self.assertEqual(r.status, 200, r)
+            served = [w["pid"] for w in ws if w["id"] == r.json["worker"]]
+            self.assertEqual(r.json["predictions"], served * 2, r)
 
     # --- the template's faults -----------------------------------------------------------------
 
