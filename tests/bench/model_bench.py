@@ -7,18 +7,24 @@ Not a test: prints numbers, in one run:
   (1) a trivial pure-Python model (predict returns [0]*len(X)), 10 rows (columns + rows): p50/p90/
       p99 over --calls keep-alive calls through REST, and the floor: the same calls in the shim
       protocol straight to a worker of the same venv, which model_bench_client.py floor starts
-      and registers (GSK_WORKER_TOKEN), then model_call_bench frames sends them on;
+      and registers (GSK_WORKER_TOKEN), then model_call_bench frames sends them on; and the
+      same REST calls to an unmanaged worker (below);
   (2) the iris LogisticRegression (trained in the kernel's env), predictions + probabilities for
       10 rows: latency on 1 connection and throughput on 8, for giskard-supervisor with 1 and 2
-      workers, uvicorn (1 and 2 workers, and 2 with TCP_NODELAY patched in), gunicorn (2 sync
-      workers), a stdlib ThreadingHTTPServer (model_bench_peers.py), and the floor;
+      workers and with 1 unmanaged worker (WebSocket on loopback), uvicorn (1 and 2 workers,
+      and 2 with TCP_NODELAY patched in), gunicorn (2 sync workers), a stdlib
+      ThreadingHTTPServer (model_bench_peers.py), and the floor;
   (3) one 10,000-row call to the iris model: REST against the floor (median of --rows-calls);
   (4) --burst calls sent at once on as many connections to a 1-worker kernel whose queue holds
       100: answers by status, 429s with Retry-After, none lost or hung (bounded wait);
 plus the shim's own work per call measured in one process (no socket, no thread), and the CPU
 time the daemon, the workers and the client spend per call (/proc schedstat), so that the gap
-between REST and the floor can be attributed. The client is model_call_bench (C++, built by
-CMake next to the daemon; --client), else model_bench_client.py; the report says which.
+between REST and the floor can be attributed. The unmanaged worker (model_bench_unmanaged.py)
+is `giskard worker start -k KEY -u http://127.0.0.1:PORT --name bench-remote`, run by the iris
+kernel's venv (its shim, numpy and scikit-learn), GSK_HOME in the temporary directory; it is
+warmed (model bytes fetched, scikit-learn imported) before (1) and stopped after its (2) row.
+The client is model_call_bench (C++, built by CMake next to the daemon; --client), else
+model_bench_client.py; the report says which.
 The kernel's env is built by the daemon (offline) from Debian's numpy/scipy/scikit-learn 1.2.1
 repacked as wheels (tests/models/debian_wheels.py, cached). The peers run on Debian's
 /usr/bin/python3 with the kernel venv's site-packages first on PYTHONPATH, so that they use the
@@ -50,11 +56,14 @@ from model_bench_common import (INPROC, TRAIN, allowed_cpus, compilers_running, 
                                 cpu_delta_ms, cpu_ns, descendants, loadavg, note,
                                 optimization, unpin)
 from model_bench_report import print_report  # noqa: E402
+from model_bench_unmanaged import UnmanagedWorker  # noqa: E402
 
 CLIENT = os.path.join(HERE, "model_bench_client.py")
 PEERS = os.path.join(HERE, "model_bench_peers.py")
 DEBIAN_PYTHON = "/usr/bin/python3"
 K1, K2 = "bench-1w", "bench-2w"
+KU = "bench-remote"  # the unmanaged worker's name, and its kernel's
+UNMANAGED_LABEL = "giskard-supervisor, 1 unmanaged worker (WebSocket, loopback)"
 REQUIREMENTS = ["scikit-learn==1.2.1"]
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 ENV_TIMEOUT = 900       # the env build: pip installs ~40 MB of wheels
@@ -92,6 +101,7 @@ class Bench:
         self.procs = []  # Popen objects to stop at the end
         self.daemon = None
         self.floor = None
+        self.unmanaged = None
         self.r = {"loadavg_start": loadavg(), "compilers_start": compilers_running(),
                   "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "problems": []}
         ncpu = os.cpu_count() or 1
@@ -156,6 +166,35 @@ class Bench:
             if r.status != 200:
                 raise RuntimeError(f"loading {model} on {name}: {r}")
         self.placement = unpin(descendants(d.pid))  # threads started since (the executors)
+        self.start_unmanaged()
+
+    def start_unmanaged(self):
+        """The unmanaged worker, connected, with both models fetched and loaded (each first call
+        fetches the model's bytes and imports what it needs)."""
+        self.phase(f"unmanaged worker: giskard worker start --name {KU}, then a first call per "
+                   f"model")
+        u = self.unmanaged = UnmanagedWorker(self.daemon, self.env,
+                                             os.path.join(self.tmp, "unmanaged"), KU).start()
+        for model in ("trivial", "iris.pkl"):
+            r = self.daemon.post(f"/api/v1/kernels/{KU}/predict",
+                                 {"model": model, "columns": COLUMNS, "rows": self.x["rows10"]},
+                                 timeout=CALL_TIMEOUT)
+            if r.status != 200:
+                raise RuntimeError(f"first call of {model} on {KU}: {r}\n{u.log_tail()}")
+        self.r["unmanaged"] = {"command": " ".join(u.command), "pid": u.pid,
+                               "cpus": allowed_cpus(u.pid)}
+
+    def stop_unmanaged(self):
+        if self.unmanaged is None:
+            return
+        u = self.unmanaged
+        how = u.stop()
+        gone = u.gone_from_kernel()
+        self.r.setdefault("unmanaged", {}).update(stopped=how, gone_from_kernel=gone)
+        if not gone:
+            self.r["problems"].append(f"the unmanaged worker {u.pid} is still listed after it "
+                                      f"stopped ({how})")
+        self.unmanaged = None
 
     def wait_quiet(self):
         """Waits (at most --wait-load-seconds) until the 1-minute load average is under
@@ -315,22 +354,26 @@ class Bench:
             self.wait_quiet()
         self.start_floor()
 
-        self.phase(f"(1) trivial model: REST then floor, {a.calls} calls each", "(1)")
+        self.phase(f"(1) trivial model: REST, floor, then REST to the unmanaged worker, "
+                   f"{a.calls} calls each", "(1)")
         self.r["trivial_rest"] = self.rest(K1, "trivial", warmup=a.warmup, calls=a.calls)
         self.r["trivial_floor"] = self.floor_seq("floor-trivial", a.warmup, a.calls)
         # A second pair, to see the spread on this machine.
         self.r["trivial_rest2"] = self.rest(K1, "trivial", warmup=a.warmup, calls=a.calls)
         self.r["trivial_floor2"] = self.floor_seq("floor-trivial", a.warmup, a.calls)
+        self.r["trivial_remote"] = self.rest(KU, "trivial", warmup=a.warmup, calls=a.calls)
 
         self.phase(f"(2) iris: giskard-supervisor, 1 connection ({a.iris_calls} calls) and "
                    f"8 connections ({a.seconds:g} s)", "(2) giskard")
         iris = self.r["iris"] = []
         for label, kernel in (("giskard-supervisor, 1 worker", K1),
-                              ("giskard-supervisor, 2 workers", K2)):
+                              ("giskard-supervisor, 2 workers", K2),
+                              (UNMANAGED_LABEL, KU)):
             one = self.rest(kernel, "iris", warmup=a.warmup, calls=a.iris_calls)
             eight = self.rest(kernel, "iris", mode="load", connections=8, seconds=a.seconds,
                               warmup_seconds=a.warmup_seconds)
             iris.append((label, one, eight))
+        self.stop_unmanaged()
         self.r["iris_floor"] = self.floor_seq("floor-iris", a.warmup, a.iris_calls)
         for label, kind, workers in (("FastAPI + uvicorn, 1 worker", "fastapi", 1),
                                      ("FastAPI + uvicorn, 2 workers", "fastapi", 2),
@@ -409,6 +452,10 @@ class Bench:
 
     def cleanup(self):
         self.stop_floor()
+        try:
+            self.stop_unmanaged()
+        except Exception as e:  # the daemon gone: the worker was still stopped by its pid
+            self.r["problems"].append(f"stopping the unmanaged worker: {e}")
         for p in self.procs:
             stop_proc(p)
         if self.daemon is not None and self.daemon.running():

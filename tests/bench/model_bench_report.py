@@ -1,6 +1,7 @@
 """The printed report of model_bench.py: the setting (machine, date, load, placement), one table
-per measurement, the daemon's and the workers' CPU per call, the answers checked against the
-model's direct output, and the README's goals next to the numbers."""
+per measurement (with the unmanaged worker's rows in (1) and (2) beside the managed ones), the
+daemon's and the workers' CPU per call, the answers checked against the model's direct output,
+and the README's goals next to the numbers."""
 
 import json
 import os
@@ -41,6 +42,44 @@ def check(first, expected, problems, what):
 
 def verdict(ok, text):
     return ("met: " if ok else "MISSED: ") + text
+
+
+def unmanaged_row(r):
+    """The (label, 1 connection, 8 connections) of the unmanaged worker in (2), or None."""
+    return next((row for row in r["iris"] if "unmanaged" in row[0]), None)
+
+
+def print_unmanaged_setting(u):
+    if not u:
+        return
+    print(f"  unmanaged:  `{u['command']} worker start -k KEY -u http://127.0.0.1:PORT --name "
+          f"bench-remote` in the foreground, with the iris kernel's own venv (same shim, numpy, "
+          f"scikit-learn as the managed workers; not a separate user venv), GSK_HOME in the "
+          f"run's temporary directory; pid {u['pid']}, CPUs {u['cpus']} (unpinned, like the "
+          f"managed workers); models fetched once and warmed before (1); stopped after (2) by "
+          f"{u.get('stopped', 'NOT STOPPED')}"
+          + ("" if u.get("gone_from_kernel", True) else " (STILL LISTED by the daemon)"))
+
+
+def print_unmanaged_costs(r, iris_n, seq_n, d_pid, managed_iris, best_t):
+    """Rows of the "where the time goes" table: the unmanaged worker against the managed one."""
+    row = unmanaged_row(r)
+    if row is None or "trivial_remote" not in r:
+        return
+    t, i = r["trivial_remote"], row[1]
+
+    def split(res, n):
+        return (per_call(res, [d_pid], n),
+                per_call(res, [p for p in res["cpu_ms"] if p != d_pid], n))
+    dt, wt = split(t, seq_n)
+    di, wi = split(i, iris_n)
+    print(f"| unmanaged worker: REST, then WebSocket on loopback instead of the Unix socket | "
+          f"{us(t['latency_us']['p50'])} | {us(i['latency_us']['p50'])} | - |")
+    print(f"| unmanaged - managed (1 worker) at p50 | "
+          f"{us(t['latency_us']['p50'] - best_t['latency_us']['p50'])} | "
+          f"{us(i['latency_us']['p50'] - managed_iris['latency_us']['p50'])} | - |")
+    print(f"| daemon / worker CPU per call, unmanaged | {us(dt)} / {us(wt)} | {us(di)} / {us(wi)}"
+          f" | - |")
 
 
 def print_report(bench, a):
@@ -97,6 +136,7 @@ def print_report(bench, a):
               "connections: closed loops on one thread (epoll); its own CPU per call is printed")
     print(f"  bodies:     10 rows {r['body_bytes']['iris']} B; 10,000 rows "
           f"{r['body_bytes']['iris10k']:,} B")
+    print_unmanaged_setting(r.get("unmanaged"))
 
     # (1)
     print()
@@ -117,6 +157,15 @@ def print_report(bench, a):
         print(f"| {label} | {us(lat['p50'])} | {us(lat['p90'])} | {us(lat['p99'])} | "
               f"{us(lat['mean'])} | {us(lat['max'])} | {us(res['client_cpu_us_per_call'])} | "
               f"{'-' if daemon is None else us(daemon)} | {us(worker)} |")
+    if "trivial_remote" in r:
+        res = r["trivial_remote"]
+        lat = res["latency_us"]
+        print(f"| REST, unmanaged worker (WebSocket) | {us(lat['p50'])} | {us(lat['p90'])} | "
+              f"{us(lat['p99'])} | {us(lat['mean'])} | {us(lat['max'])} | "
+              f"{us(res['client_cpu_us_per_call'])} | {us(per_call(res, [d_pid], seq_n))} | "
+              f"{us(per_call(res, [p for p in res['cpu_ms'] if p != d_pid], seq_n))} |")
+        check(res["first"], {"predictions": [0] * 10, "rows": 10}, problems,
+              "trivial REST, unmanaged worker")
     rest_p50 = min(r["trivial_rest"]["latency_us"]["p50"], r["trivial_rest2"]["latency_us"]["p50"])
     floor_p50 = min(r["trivial_floor"]["latency_us"]["p50"],
                     r["trivial_floor2"]["latency_us"]["p50"])
@@ -274,6 +323,7 @@ def print_report(bench, a):
           f"{us(best_t['client_cpu_us_per_call'])} / {us(best_f['client_cpu_us_per_call'])} | "
           f"{us(iris_rest['client_cpu_us_per_call'])} / {us(fl['client_cpu_us_per_call'])} | "
           f"{us(rr['client_cpu_us_per_call'])} / {us(rf['client_cpu_us_per_call'])} |")
+    print_unmanaged_costs(r, iris_n, seq_n, d_pid, iris_rest, best_t)
 
     # Goals
     print()
@@ -304,6 +354,14 @@ def print_report(bench, a):
           f"{rr['latency_us']['p50'] / 1000:,.1f} ms vs floor {rf['latency_us']['p50'] / 1000:,.1f}"
           f" ms (+{(ratio - 1) * 100:.1f} %) | " + verdict(g4, f"+{(ratio - 1) * 100:.1f} % "
                                                             f"against +20 %") + " |")
+    um = unmanaged_row(r)
+    if um is not None:
+        p50u = um[1]["latency_us"]["p50"]
+        print(f"| unmanaged worker, iris 10 rows p50, 1 connection | under 400 µs | "
+              f"{p50u:,.0f} µs (p99 {um[1]['latency_us']['p99']:,.0f}; 8 connections "
+              f"{um[2]['rps']:,.0f} req/s; managed 1 worker {gk1:,.0f} µs) | "
+              + verdict(p50u < 400, f"{p50u - 400:+,.0f} µs against 400 "
+                        f"({p50u / 400 * 100 - 100:+.0f} %)") + " |")
     lost = b["lost"] + b["hung"]
     print(f"| {b['connections']} calls at once, queue 100 | every call answered (200 or 429 with "
           f"Retry-After), none lost or hung | {answered} answered, {lost} lost or hung, "

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Model call benchmark: POST /api/v1/kernels/{name}/predict of giskard-supervisor against the
 # shim-protocol floor (a client talking to a worker directly) and against FastAPI/uvicorn,
-# Flask/gunicorn and a stdlib HTTP server serving the same scikit-learn model (see
-# model_bench.py). Prints Markdown tables with the README's goals next to the numbers.
+# Flask/gunicorn and a stdlib HTTP server serving the same scikit-learn model, and the same calls
+# through an unmanaged worker (`giskard worker start`, WebSocket on loopback; see model_bench.py).
+# Prints Markdown tables with the README's goals next to the numbers.
 #
 #   tests/bench/run_model_bench.sh [BUILD_DIR] [model_bench.py options...]
 #

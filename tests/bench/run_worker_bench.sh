@@ -1,15 +1,20 @@
 #!/bin/sh
-# Worker supervision benchmark: giskard-supervisor against supervisord 4.2.5 (Debian's package
-# `supervisor`), start -> running latency (1 and 50 workers), kill -9 -> replacement running,
-# and the supervisor's RSS and CPU with 200 idle workers (see worker_bench.py). Prints Markdown.
+# Worker supervision benchmark: giskard-supervisor with its fork server (the default) and with
+# exec (`[workers] fork_server = false`), against supervisord 4.2.5 (Debian's package
+# `supervisor`), in one run: start -> running (1, 50 and 200 workers), kill -9 -> replacement
+# running, a REST request's p99 during the 200-worker start, stopping 200 workers, and the
+# supervisor's RSS and CPU with 200 idle workers; then the fork server's goals with a verdict
+# each (see worker_bench.py). Prints Markdown.
 #
 #   tests/bench/run_worker_bench.sh [BUILD_DIR] [worker_bench.py options...]
 #
 # BUILD_DIR defaults to build/ci (an optimized build: cmake --preset ci && cmake --build
 # --preset ci --target giskard-supervisor worker_shim_wheel). Options: --runs N (default 5),
-# --idle N (default 200), --window S (default 10), --output FILE, --only supervisord (that half
-# alone, no binary needed). supervisord is started by the benchmark with its own config in a
-# temporary directory (never the system service). Takes a few minutes; every wait is bounded.
+# --idle N (default 200), --window S (default 10), --wait-load L (first wait, at most
+# --wait-load-seconds S (default 900), until the 1-minute load average is under L), --modes
+# fork,exec (default both), --output FILE, --only supervisord (that part alone, no binary
+# needed). supervisord is started by the benchmark with its own config in a temporary directory
+# (never the system service). Takes a few minutes; every wait is bounded.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -5,17 +5,22 @@ import http.client
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import xmlrpc.client
 
 from worker_bench_common import (
+    cpu_ns,
+    ExitWatcher,
+    fleet_cost,
     HTTP_TIMEOUT,
     IDLE_CODE,
     measure_window,
     Pinger,
     procfs,
+    pss_kib,
+    rss_split,
+    Sampler,
     STOP_WAIT,
     UnixHTTPConnection,
     WAIT_IDLE,
@@ -43,6 +48,34 @@ LOG_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) \w+ (.*)$")
 RUNNING = 20
 
 
+def _program(name, n, command, logs):
+    return (f"\n[program:{name}]\n"
+            f"command={command}\n"
+            f"process_name=%(program_name)s_%(process_num)03d\n"
+            f"numprocs={n}\n"
+            "autostart=false\nautorestart=true\nstartsecs=0\nstartretries=3\n"
+            "stopsignal=TERM\nstopwaitsecs=10\nredirect_stderr=true\n"
+            f"stdout_logfile={logs}/%(program_name)s_%(process_num)03d.log\n"
+            "environment=PYTHONUNBUFFERED=\"1\",LANG=\"C.UTF-8\"\n")
+
+
+def config_text(directory, sock, logfile, command, programs):
+    """supervisord.conf: its socket, log and pid file in `directory`, and one program of
+    `command` per (name, numprocs) of `programs`, started only when asked."""
+    return ("[unix_http_server]\n"
+            f"file={sock}\nchmod=0700\n\n"
+            "[supervisord]\n"
+            f"logfile={logfile}\npidfile={directory}/supervisord.pid\n"
+            f"childlogdir={directory}/logs\nnodaemon=true\nloglevel=info\n"
+            "minfds=4096\nminprocs=512\n\n"
+            "[rpcinterface:supervisor]\n"
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface"
+            "\n\n"
+            "[supervisorctl]\n"
+            f"serverurl=unix://{sock}\n"
+            + "".join(_program(name, n, command, f"{directory}/logs") for name, n in programs))
+
+
 class Supervisord:
     NAME = "supervisord"
 
@@ -61,32 +94,10 @@ class Supervisord:
         self.pids = set()
         self.problems = []
         self.version = "?"
-        command = f"{python} -c \"{IDLE_CODE}\" {self.marker}"
-        programs = ""
-        for name, n in (("one", 1), ("many", args.many), ("idle", args.idle)):
-            programs += (
-                f"\n[program:{name}]\n"
-                f"command={command}\n"
-                f"process_name=%(program_name)s_%(process_num)03d\n"
-                f"numprocs={n}\n"
-                "autostart=false\nautorestart=true\nstartsecs=0\nstartretries=3\n"
-                "stopsignal=TERM\nstopwaitsecs=10\nredirect_stderr=true\n"
-                f"stdout_logfile={self.dir}/logs/%(program_name)s_%(process_num)03d.log\n"
-                "environment=PYTHONUNBUFFERED=\"1\",LANG=\"C.UTF-8\"\n")
         with open(self.conf, "w") as f:
-            f.write(
-                "[unix_http_server]\n"
-                f"file={self.sock}\nchmod=0700\n\n"
-                "[supervisord]\n"
-                f"logfile={self.logfile}\npidfile={self.dir}/supervisord.pid\n"
-                f"childlogdir={self.dir}/logs\nnodaemon=true\nloglevel=info\n"
-                "minfds=4096\nminprocs=512\n\n"
-                "[rpcinterface:supervisor]\n"
-                "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface"
-                "\n\n"
-                "[supervisorctl]\n"
-                f"serverurl=unix://{self.sock}\n"
-                + programs)
+            f.write(config_text(self.dir, self.sock, self.logfile,
+                                f"{python} -c \"{IDLE_CODE}\" {self.marker}",
+                                (("one", 1), ("many", args.many), ("idle", args.idle))))
 
     def proxy(self, timeout=HTTP_TIMEOUT):
         return xmlrpc.client.ServerProxy("http://localhost/RPC2",
@@ -259,22 +270,57 @@ class Supervisord:
         return client, own, detect, launched
 
     def idle(self, n, window, settle):
-        res = {"rss0": procfs.rss_kib(self.pid)}
-        offset = self.log_offset()
-        t_wall = time.time()
-        start = time.monotonic()
-        with Pinger(lambda: self.proxy().supervisor.getState()) as ping:
-            self.proxy(WAIT_IDLE).supervisor.startProcessGroup("idle", True)
-            wait_until(lambda: self.all_running("idle"), WAIT_IDLE, 0.05, "idle group RUNNING")
-        res["start_all"] = time.monotonic() - start
-        res["ping_worst"] = ping.worst
-        spawned = self.spawned(offset)
-        ok = self.successes(offset, set(spawned))
-        res["launch_to_running"] = [ok[k] - spawned[k] for k in ok]
-        res["last_launch"] = max(spawned.values()) - t_wall if spawned else None
-        res["first_running"] = min(ok.values()) - t_wall if ok else None
+        """--idle programs: their start (with a request sampler), a quiet window (RSS, CPU),
+        their stop; a dict of the numbers (see worker_bench_report)."""
+        res = {"rss0": procfs.rss_kib(self.pid), "split0": rss_split(self.pid)}
+        res.update(self._idle_start(n))
         time.sleep(settle)
         pids = [p["pid"] for p in self.infos("idle") if p["state"] == RUNNING]
         res.update(measure_window(self.pid, pids, window))
-        res["stop_all"] = self.stop_group("idle", STOP_WAIT)
+        res["pss"] = pss_kib(self.pid)
+        res["split"] = rss_split(self.pid)
+        res.update(self._idle_stop(pids))
+        return res
+
+    def _idle_start(self, n):
+        """startProcessGroup("idle", wait=True) while a sampler and a pinger ask supervisord."""
+        offset = self.log_offset()
+        with Sampler("xmlrpc", self.sock, "supervisor.getState",
+                     self.args.sample_interval) as sampler, \
+                Pinger(lambda: self.proxy().supervisor.getState()) as ping:
+            # Every clock starts here, once the sampler runs (its process takes a while).
+            d_cpu, d_wait = cpu_ns(self.pid), cpu_ns(self.pid, 1)
+            t_wall = time.time()
+            start = time.monotonic()
+            self.proxy(WAIT_IDLE).supervisor.startProcessGroup("idle", True)
+            wait_until(lambda: self.all_running("idle"), WAIT_IDLE, 0.05, "idle group RUNNING")
+            res = {"start_all": time.monotonic() - start}
+        res["start_cpu"] = cpu_ns(self.pid) - d_cpu
+        res["start_runq"] = cpu_ns(self.pid, 1) - d_wait
+        res["start_fleet"] = fleet_cost([p["pid"] for p in self.infos("idle")
+                                         if p["state"] == RUNNING])
+        res["ping_worst"] = ping.worst
+        res["sampled"] = sampler.summary()
+        spawned = self.spawned(offset)
+        ok = self.successes(offset, set(spawned))
+        res["start_all_own"] = max(ok.values()) - t_wall if len(ok) >= n else None
+        res["launch_to_running"] = [ok[k] - spawned[k] for k in ok]
+        res["last_launch"] = max(spawned.values()) - t_wall if spawned else None
+        res["first_running"] = min(ok.values()) - t_wall if ok else None
+        return res
+
+    def _idle_stop(self, pids):
+        """stopProcessGroup("idle", wait=True): XML-RPC, /proc and supervisord's log."""
+        offset = self.log_offset()
+        t_wall = time.time()
+        watcher = ExitWatcher(pids)
+        d_cpu = cpu_ns(self.pid)
+        start = time.monotonic()
+        watcher.start()
+        res = {"stop_all": self.stop_group("idle", STOP_WAIT)}
+        done = watcher.join()
+        res["stop_cpu"] = cpu_ns(self.pid) - d_cpu
+        res["stop_exited"] = done - start if done is not None else None
+        stopped = [t for t, msg in self.log_since(offset) if msg.startswith("stopped: idle_")]
+        res["stop_own"] = max(stopped) - t_wall if len(stopped) >= len(pids) else None
         return res

@@ -1,37 +1,52 @@
 #!/usr/bin/env python3
-"""Worker supervision benchmark: giskard-supervisor against supervisord (Debian's 4.2.5).
+"""Worker supervision benchmark: giskard-supervisor, with its fork server and with exec,
+against supervisord (Debian's 4.2.5).
 
-Not a test: prints Markdown tables. Run it with run_worker_bench.sh BUILD_DIR. In one run, for
-both supervisors:
+Not a test: prints Markdown tables and the fork server's goals with a verdict each (numbers,
+never a failure). Run it with run_worker_bench.sh BUILD_DIR. In one run, for three supervisors:
+giskard-supervisor with `[workers] fork_server = true` (the default: workers forked from a
+template per env), the same binary with `fork_server = false` (every worker a new interpreter),
+and supervisord:
 
   (a) start -> running, 1 worker: giskard: POST /api/v1/kernels/K/start on a stopped kernel
       until GET /api/v1/workers?kernel=K shows it "running" (polled every 2 ms); supervisord:
       XML-RPC supervisor.startProcess(name, wait=True) over its Unix socket;
-  (b) the same with 50 workers (a kernel with workers=50; a program with numprocs=50), polled
-      every 10 ms (a 50-worker answer is large: polling faster loads the daemon under test);
+  (b) the same with 50 workers (a kernel with workers=50; a program with numprocs=50), until
+      the kernel's runningWorkers says 50 (polled every 10 ms: a small answer);
   (c) crash -> replacement running: kill -9 of the worker's pid until the same worker (giskard:
       same id; supervisord: same process name) runs again with another pid (polled, 2 ms);
-  (d) the supervisor's own RSS (VmRSS) and CPU (utime+stime over --window s) with --idle idle
-      workers, plus the workers' CPU over the same window, the time to start them all and the
-      time to stop them all.
+  (d) --idle idle workers (200): the time to start them all (giskard: POST /kernels, then the
+      kernel's runningWorkers every 20 ms), with a request every --sample-interval (10 ms) from
+      a process of its own meanwhile (GET /api/v1/kernels / XML-RPC getState: p50, p99, max);
+      the supervisor's own RSS, PSS and CPU, the workers' CPU, the template's RSS and PSS;
+      the time to stop them all (REST, /proc, and the supervisor's own clock).
 
-Each latency is taken two ways, --runs times each: "observed" (the client polls or waits as
-above, which keeps the supervisor busy answering it; supervisord's main loop also wakes on each
-request) and "unobserved" (the client sends the command or kill -9, then only looks at the
-supervisor's own clock: giskard's worker.* events, which have millisecond times; supervisord's
-log lines "spawned:" / "success: ... entered RUNNING state", also in milliseconds; giskard is
-asked every 250 ms, supervisord's log file is read every 100 ms, it is not asked anything).
-One untimed warm-up of each first; medians and p90.
+Each latency of (a)-(c) is taken two ways, --runs times each: "observed" (the client polls or
+waits as above, which keeps the supervisor busy answering it; supervisord's main loop also wakes
+on each request) and "unobserved" (the client sends the command or kill -9, then only looks at
+the supervisor's own clock: giskard's worker.* events, which have millisecond times;
+supervisord's log lines "spawned:" / "success: ... entered RUNNING state", also in
+milliseconds; giskard is asked every 250 ms, supervisord's log file is read every 100 ms, it is
+not asked anything). One untimed warm-up of each first; medians and p90.
 
-The programs differ, which the report says: giskard-supervisor runs its worker shim
-(`python -m giskard_worker_shim serve-managed`: imports the shim, collects its environment,
-dials the supervisor's socket and registers; "running" means registered), supervisord runs the
-same venv's python idle (`python -c "import signal; signal.pause()"`, startsecs=0: "running"
-means spawned and seen by the next turn of its main loop). The floor for the first, the
-interpreter start-up and the shim's own work, is measured too (no supervisor involved).
+The fork server forks a worker only from a ready template: an env's first worker is exec'd
+while the template starts, and a template stops after template_idle_seconds (30) without
+workers. Before every timed giskard start the benchmark makes sure the template is ready (it
+starts and stops a 1-worker kernel until the daemon logged `event=template.ready`), and it
+counts which timed workers really were forked (a forked worker keeps the template's command
+line, `serve-template`).
+
+The programs differ, which the report says: giskard-supervisor runs its worker shim (forked
+from the template, or `python -m giskard_worker_shim serve-managed`, which imports the shim),
+which dials the supervisor's socket and registers ("running" means registered); supervisord
+runs the same venv's python idle (`python -c "import signal; signal.pause()"`, startsecs=0:
+"running" means spawned and seen by the next turn of its main loop). The floor of an exec'd
+worker, the interpreter start-up and the shim's own work, is measured too (no supervisor).
 
 --only supervisord runs the supervisord half alone (no giskard-supervisor binary needed; the
-idle program then runs under --python, default this interpreter).
+idle program then runs under --python, default this interpreter); --modes fork (or exec) runs
+one giskard mode only. --wait-load L first waits (at most --wait-load-seconds) for the 1-minute
+load average to fall under L: other builds on a 2-core machine make every number noisy.
 
 Standard library only. Every wait is bounded; every process started here is stopped by its pid;
 temporary directories are removed (unless --keep).
@@ -41,10 +56,9 @@ import argparse
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,24 +66,34 @@ import time
 
 from worker_bench_common import (
     BUILD_DEADLINE,
+    compilers_running,
+    cpu_ns,
     cwd_of,
+    ExitWatcher,
+    fleet_cost,
     HTTP_TIMEOUT,
     measure_window,
     note,
+    OthersCpu,
+    page_fault_us,
     parse_rfc3339_ms,
     Pinger,
     poll_interval,
     procfs,
+    pss_kib,
+    rss_split,
     raise_nofile,
+    Sampler,
     run_floor,
     SHIM_FLOOR_CODE,
-    stats_ms,
     STOP_WAIT,
     WAIT_IDLE,
     WAIT_MANY,
     WAIT_ONE,
+    wait_quiet,
     wait_until)
 from supervisord_peer import Supervisord
+from worker_bench_report import report
 
 
 # --- giskard-supervisor ---------------------------------------------------------------------------
@@ -119,13 +143,16 @@ class KeepAlive:
 
 
 class Giskard:
-    NAME = "giskard-supervisor"
+    """giskard-supervisor in one mode: "fork" (the fork server, `[workers] fork_server = true`,
+    the default) or "exec" (`fork_server = false`: every worker is a new interpreter)."""
 
-    def __init__(self, args, tmp):
+    def __init__(self, args, tmp, mode):
         import harness as h  # noqa: PLC0415  (only the giskard half needs the harness)
         self.h = h
         self.args = args
-        self.state = os.path.join(tmp, "giskard-state")
+        self.mode = mode
+        self.NAME = f"giskard-{mode}"
+        self.state = os.path.join(tmp, f"giskard-{mode}-state")
         os.makedirs(self.state)
         self.config = (
             "[packages]\noffline = true\n"
@@ -138,7 +165,9 @@ class Giskard:
             f"start_seconds = {args.start_seconds}\n"
             # --idle shims registering at once on a loaded 2-core machine can need more than the
             # default 30 s; the report counts any that did not make it anyway.
-            f"registration_timeout_seconds = {args.registration_timeout}\n")
+            f"registration_timeout_seconds = {args.registration_timeout}\n"
+            # Explicit either way (the default is true), whatever GSK_E2E_FORK_SERVER says.
+            f"fork_server = {'true' if mode == 'fork' else 'false'}\n")
         self.daemon = h.Daemon(self.state, self.config, binary=args.binary)
         self.api = None
         self.py = None
@@ -147,6 +176,9 @@ class Giskard:
         self.pids = set()      # every worker pid seen, to check none is left at the end
         self.problems = []     # daemon misbehaviour seen, for the report
         self.first_last = (None, None)  # set by launch_to_running()
+        self.last_running = (None, 0)   # idem: (time of the last worker.running, how many)
+        self.tally = {}        # phase -> [forked, timed]: workers that really were forked
+        self.template_pid = None
 
     # lifecycle
 
@@ -190,6 +222,69 @@ class Giskard:
 
     def log_tail(self):
         return self.daemon.log(60)
+
+    # the fork server
+
+    TEMPLATE_RE = re.compile(r"event=template\.(\w+) env=\S+(?: pid=(\d+))?")
+
+    def template_events(self):
+        """[(kind, pid or None)] of the daemon's template.* log lines so far."""
+        out = []
+        for line in self.daemon.log_lines():
+            m = self.TEMPLATE_RE.search(line)
+            if m:
+                out.append((m.group(1), int(m.group(2)) if m.group(2) else None))
+        return out
+
+    def template_ready(self):
+        """The pid of the env's template when the daemon last said it was ready (and has said
+        nothing of it since) and it still runs; else None. The daemon logs `template.ready`
+        only when a launch finds it ready, so a warm-up is a few starts (see warm_template)."""
+        evs = self.template_events()
+        if not evs or evs[-1][0] != "ready" or not evs[-1][1]:
+            return None
+        pid = evs[-1][1]
+        return pid if procfs.state(pid) not in (None, "Z") else None
+
+    def warm_template(self, kernel="one"):
+        """Fork mode: makes sure the env's template is ready before a timed start (the env's
+        first worker is exec'd while its template starts; a template stops after
+        template_idle_seconds without workers). Starts and stops `kernel` (1 worker, stopped
+        now) until a launch found the template ready. No-op in exec mode."""
+        if self.mode != "fork":
+            return
+        for _ in range(40):
+            pid = self.template_ready()
+            if pid:
+                self.template_pid = pid
+                return
+            self.api.call("POST", f"/api/v1/kernels/{kernel}/start")
+            wait_until(lambda: self.running(kernel, 1), WAIT_ONE, 0.01, f"{kernel} running")
+            self.stop_kernel(kernel, WAIT_ONE)
+            time.sleep(0.3)  # the template's own start (interpreter, shim imports)
+        raise RuntimeError("the template never became ready; template events: "
+                           f"{self.template_events()[-10:]}")
+
+    def count_forked(self, phase, pids):
+        """Counts which of `pids` were forked from a template (their command line is the
+        template's, `serve-template`) into tally[phase]."""
+        t = self.tally.setdefault(phase, [0, 0])
+        for pid in pids:
+            t[1] += 1
+            t[0] += "serve-template" in procfs.proc_cmdline(pid)
+
+    def template_fork_ms(self):
+        """What the template logged about each fork it made ("forked worker W as pid P in X
+        ms"): [X seconds]."""
+        out = []
+        logs = os.path.join(self.state, "logs", "templates")
+        for name in (os.listdir(logs) if os.path.isdir(logs) else []):
+            with open(os.path.join(logs, name), errors="replace") as f:
+                for line in f:
+                    m = re.search(r"forked worker \S+ as pid \d+ in ([\d.]+) ms", line)
+                    if m:
+                        out.append(float(m.group(1)) / 1000.0)
+        return out
 
     # REST
 
@@ -257,8 +352,7 @@ class Giskard:
                 raise RuntimeError(f"env build of {name} failed: {k.get('lastError')}")
             return k["status"] == "ready"
         wait_until(ready, BUILD_DEADLINE, 0.02, f"kernel {name}'s env to be ready")
-        wait_until(lambda: self.running(name, workers), timeout, poll,
-                   f"{workers} running workers of kernel {name}")
+        self.wait_running(name, workers, poll, timeout)
         took = time.monotonic() - start
         if self.venv_python is None:
             w = self.worker(self.workers(name)[0]["id"])
@@ -279,18 +373,18 @@ class Giskard:
     def start_latency(self, kernel, n, observed, poll):
         """One start of a stopped kernel with n workers: (client s, own-clock s, launched s):
         launched = until the last worker.starting event (all processes launched)."""
+        self.warm_template()
         after = self.last_event_id()
         t_wall = time.time()
         t0 = time.monotonic()
         self.api.call("POST", f"/api/v1/kernels/{kernel}/start")
         if observed:
-            wait_until(lambda: self.running(kernel, n), WAIT_MANY, poll,
-                       f"{n} running workers of {kernel}")
+            self.wait_running(kernel, n, poll)
             client = time.monotonic() - t0
         else:
-            wait_until(lambda: self.running(kernel, n), WAIT_MANY, 0.25,
-                       f"{n} running workers of {kernel}")
+            self.wait_running(kernel, n, 0.25)
             client = None
+        self.count_forked(f"start{n}", [w["pid"] for w in self.workers(kernel)])
         allevs = self.events_since(after)
         evs = [e for e in allevs if e["kind"] == "worker.running"]
         launches = [parse_rfc3339_ms(e["time"]) for e in allevs if e["kind"] == "worker.starting"]
@@ -303,6 +397,17 @@ class Giskard:
         launched = max(launches) - t_wall if len(launches) >= n else None
         return client, own, launched
 
+    def wait_running(self, kernel, n, poll, timeout=WAIT_MANY):
+        """Until `n` workers of `kernel` run: one worker is read from the workers list, more
+        from the kernel's runningWorkers (a small answer, where the list of 200 workers is a
+        large one that would load the daemon under test)."""
+        if n == 1:
+            return wait_until(lambda: self.running(kernel, n), timeout, poll,
+                              f"{n} running workers of {kernel}")
+        return wait_until(
+            lambda: self.api.call("GET", f"/api/v1/kernels/{kernel}").get("runningWorkers", 0)
+            >= n, timeout, poll, f"{n} running workers of {kernel}")
+
     def launch_to_running(self, after):
         """(worker.starting -> worker.running) of every worker since event `after`; also sets
         first_last = (time of the last worker.starting, time of the first worker.running)."""
@@ -310,6 +415,7 @@ class Giskard:
         starts = [parse_rfc3339_ms(e["time"]) for e in evs if e["kind"] == "worker.starting"]
         runs = [parse_rfc3339_ms(e["time"]) for e in evs if e["kind"] == "worker.running"]
         self.first_last = (max(starts) if starts else None, min(runs) if runs else None)
+        self.last_running = (max(runs), len(runs)) if runs else (None, 0)
         first, out = {}, []
         for e in evs:
             if e["kind"] == "worker.starting":
@@ -337,18 +443,29 @@ class Giskard:
         x = wait_until(replaced, WAIT_ONE, poll_interval(observed, 0.002),
                        f"worker {wid} to run again after kill -9")
         client = time.monotonic() - t0 if observed else None
+        self.count_forked("crash", [x["pid"]])
+        own, detect, launched = self._crash_events(wid, after, t_wall)
+        self._check_crash(wid, old, x)
+        return client, own, detect, launched
+
+    def _crash_events(self, wid, after, t_wall):
+        """(running again, exit noticed, replacement launched), s after the kill, from the
+        worker's events since `after`."""
         evs = [e for e in self.events_since(after) if e["subject"] == f"worker/{wid}"]
-        run = [parse_rfc3339_ms(e["time"]) for e in evs if e["kind"] == "worker.running"]
-        gone = [parse_rfc3339_ms(e["time"]) for e in evs if e["kind"] == "worker.exited"]
-        launch = [parse_rfc3339_ms(e["time"]) for e in evs if e["kind"] == "worker.starting"]
+
+        def times(kind):
+            return [parse_rfc3339_ms(e["time"]) for e in evs if e["kind"] == kind]
+        run, gone, launch = times("worker.running"), times("worker.exited"), times("worker.starting")
         kinds = [e["kind"] for e in evs]
         if "worker.backoff" in kinds:
             self.problems.append(f"kill -9 after {self.args.start_seconds + 0.3:.1f} s of running "
                                  f"(start_seconds={self.args.start_seconds}) went to backoff: "
                                  f"{kinds}")
-        own = run[-1] - t_wall if run else None
-        detect = gone[0] - t_wall if gone else None
-        launched = launch[0] - t_wall if launch else None
+        return (run[-1] - t_wall if run else None, gone[0] - t_wall if gone else None,
+                launch[0] - t_wall if launch else None)
+
+    def _check_crash(self, wid, old, x):
+        """The killed pid must be reaped, and the restart counted."""
         if procfs.state(old) == "Z":
             time.sleep(0.5)
             if procfs.state(old) == "Z":
@@ -357,7 +474,6 @@ class Giskard:
         if x.get("restarts", 0) < 1:
             self.problems.append(f"worker {wid} restarted after kill -9 but restarts="
                                  f"{x.get('restarts')}")
-        return client, own, detect, launched
 
     def healthz(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.daemon.port, timeout=HTTP_TIMEOUT)
@@ -371,76 +487,160 @@ class Giskard:
             conn.close()
 
     def idle(self, n, window, settle):
-        res = {"rss0": procfs.rss_kib(self.pid)}
+        """--idle workers: their start (with a request sampler), a quiet window (RSS, CPU),
+        their stop; a dict of the numbers (see worker_bench_report)."""
+        self.warm_template()
+        res = {"rss0": procfs.rss_kib(self.pid), "split0": rss_split(self.pid)}
+        res.update(self._idle_start(n))
+        time.sleep(settle)
+        pids = self._idle_pids(n)
+        res.update(measure_window(self.pid, pids, window))
+        res["pss"] = pss_kib(self.pid)
+        res["split"] = rss_split(self.pid)
+        if self.mode == "fork":
+            tp = self.template_ready() or self.template_pid
+            res["template_rss"] = procfs.rss_kib(tp) if tp else None
+            res["template_pss"] = pss_kib(tp) if tp else None
+        res.update(self._idle_stop(pids))
+        return res
+
+    def _idle_start(self, n):
+        """Creates kernel "idle" with n workers while a sampler and a pinger ask the daemon."""
+        tp = self.template_pid if self.mode == "fork" else None
         after = self.last_event_id()
-        t_wall = time.time()
-        with Pinger(self.healthz) as ping:
-            res["start_all"] = self.create("idle", n, WAIT_IDLE, poll=0.1)
+        with Sampler("http", self.daemon.port, "/api/v1/kernels", self.args.sample_interval,
+                     token=self.daemon.token) as sampler, Pinger(self.healthz) as ping:
+            # Every clock starts here, once the sampler runs (its process takes a while).
+            d_cpu, t_cpu = cpu_ns(self.pid), cpu_ns(tp) if tp else None
+            d_wait = cpu_ns(self.pid, 1)
+            t_wall = time.time()
+            res = {"start_all": self.create("idle", n, WAIT_IDLE, poll=0.02)}
+        res["start_cpu"] = cpu_ns(self.pid) - d_cpu
+        res["start_runq"] = cpu_ns(self.pid, 1) - d_wait
+        res["start_template_cpu"] = cpu_ns(tp) - t_cpu if tp and t_cpu is not None else None
+        res["start_fleet"] = fleet_cost([w["pid"] for w in self.workers("idle")
+                                         if w["state"] == "running"])
         res["ping_worst"] = ping.worst
+        res["sampled"] = sampler.summary()
         res["launch_to_running"] = self.launch_to_running(after)
-        res["last_launch"], res["first_running"] = self.first_last
-        # A burst that takes over a second to launch with no registration served meanwhile means
-        # the launches block the event loop; a short burst finishes before any shim is up anyway.
-        if res["first_running"] is not None and res["last_launch"] is not None \
-                and res["last_launch"] - t_wall > 1.0 \
-                and res["first_running"] >= res["last_launch"]:
+        last_launch, first_running = self.first_last
+        last_run, runs = self.last_running
+        res["start_all_own"] = last_run - t_wall if last_run is not None and runs >= n else None
+        res["last_launch"] = last_launch - t_wall if last_launch is not None else None
+        res["first_running"] = first_running - t_wall if first_running is not None else None
+        self._check_burst(n, res, ping.worst)
+        return res
+
+    def _check_burst(self, n, res, worst_ping):
+        """A burst that takes over a second to launch with no registration served meanwhile
+        means the launches block the event loop (a short burst ends before any shim is up)."""
+        last, first = res["last_launch"], res["first_running"]
+        if first is not None and last is not None and last > 1.0 and first >= last:
             self.problems.append(
                 f"starting {n} workers: no worker was registered before the last one was "
-                f"launched (last worker.starting +{res['last_launch'] - t_wall:.2f} s, first "
-                f"worker.running +{res['first_running'] - t_wall:.2f} s); /healthz took up to "
-                f"{(ping.worst or 0) * 1000:.0f} ms meanwhile: the launches block the event loop")
-        for k in ("last_launch", "first_running"):
-            if res[k] is not None:
-                res[k] -= t_wall
-        time.sleep(settle)
+                f"launched (last worker.starting +{last:.2f} s, first worker.running "
+                f"+{first:.2f} s); /healthz took up to {(worst_ping or 0) * 1000:.0f} ms "
+                "meanwhile: the launches block the event loop")
+
+    def _idle_pids(self, n):
+        """The pids of the running idle workers (counted as forked or not); notes restarts."""
         ws = self.workers("idle")
         pids = [w["pid"] for w in ws if w["state"] == "running"]
+        self.count_forked(f"idle{n}", pids)
         bad = [w for w in ws if w.get("restarts") or w.get("quickFailures")]
         if bad:
             self.problems.append(f"{len(bad)} of {n} idle workers restarted while starting "
                                  f"(first: {bad[0]['id']} {bad[0].get('lastError')!r})")
-        res.update(measure_window(self.pid, pids, window))
-        res["stop_all"] = self.stop_kernel("idle", STOP_WAIT, poll=0.1)
+        return pids
+
+    def _idle_stop(self, pids):
+        """Stops kernel "idle": REST, /proc and the daemon's own clock."""
+        after = self.last_event_id()
+        t_wall = time.time()
+        watcher = ExitWatcher(pids)
+        d_cpu = cpu_ns(self.pid)
+        start = time.monotonic()
+        watcher.start()
+        res = {"stop_all": self.stop_kernel("idle", STOP_WAIT, poll=0.02)}
+        done = watcher.join()
+        res["stop_cpu"] = cpu_ns(self.pid) - d_cpu
+        res["stop_exited"] = done - start if done is not None else None
+        evs = self.events_since(after)
+        stopped = [parse_rfc3339_ms(e["time"]) for e in evs if e["kind"] == "worker.stopped"]
+        signalled = [parse_rfc3339_ms(e["time"]) for e in evs if e["kind"] == "worker.stopping"]
+        res["stop_own"] = max(stopped) - t_wall if len(stopped) >= len(pids) else None
+        res["stop_signalled"] = max(signalled) - t_wall if signalled else None
         return res
 
 
 # --- the run --------------------------------------------------------------------------------------
 
-def measure(sups, args):
-    """Runs every case on every supervisor (interleaved run by run); returns results[name]."""
-    R = {s.NAME: {"start1": ([], [], []), "start1q": ([], [], []), "startN": ([], [], []),
-                  "startNq": ([], [], []), "crash": ([], [], [], []),
-                  "crashq": ([], [], [], []),
-                  "launch1": []} for s in sups}
+class Phases:
+    """The phases of a run: the load at the start of each, the CPU that processes outside the
+    benchmark used in each, and (with --quiet-share) a wait for a quiet moment before each."""
 
-    def both(fn, label):
-        for s in sups:
-            try:
-                fn(s)
-            except Exception:
-                note(f"--- {s.NAME} failed in {label}; its log:\n{s.log_tail()}")
-                raise
+    def __init__(self, args, setting):
+        self.args = args
+        self.loads = setting.setdefault("phase_load", [])
+        self.others = setting.setdefault("others", [])
+        self.waits = setting.setdefault("quiet_waits", [])
+        self.watch = OthersCpu()
+        self.current = None
 
-    # warm-up (untimed): one start and stop of each size
+    def begin(self, name):
+        """Closes the phase running and opens `name` (None: the end)."""
+        if self.current is not None:
+            self.others.append((self.current,) + self.watch.mark())
+        if name is not None and self.args.quiet_share > 0:
+            self._wait_quiet(name)
+        self.watch.mark()
+        self.current = name
+        if name is not None:
+            self.loads.append((name, os.getloadavg()[0]))
+
+    def _wait_quiet(self, name):
+        """Waits (at most --quiet-seconds) for a 5 s window in which processes outside this
+        benchmark used under --quiet-share of the CPUs."""
+        start, share = time.monotonic(), None
+        while time.monotonic() - start < self.args.quiet_seconds:
+            self.watch.mark()
+            time.sleep(5)
+            wall, cpu, _ = self.watch.mark()
+            share = cpu / wall / os.cpu_count()
+            if share < self.args.quiet_share:
+                break
+        self.waits.append((name, time.monotonic() - start, share))
+
+
+def on_each(sups, fn, label):
+    """fn(s) for every supervisor; on a failure, prints that supervisor's log and re-raises."""
+    for s in sups:
+        try:
+            fn(s)
+        except Exception:
+            note(f"--- {s.NAME} failed in {label}; its log:\n{s.log_tail()}")
+            raise
+
+
+def stop_group(s, group, timeout):
+    if isinstance(s, Giskard):
+        s.stop_kernel(group, timeout)
+    else:
+        s.stop_group(group, timeout)
+
+
+def warm_up(sups, args):
+    """One untimed start and stop of each size on each supervisor."""
     def warm(s):
-        if isinstance(s, Giskard):
-            s.start_latency("one", 1, True, 0.01)
-            s.stop_kernel("one", WAIT_ONE)
-            s.start_latency("many", args.many, True, 0.01)
-            s.stop_kernel("many", WAIT_MANY)
-        else:
-            s.start_latency("one", 1, True, 0.01)
-            s.stop_group("one", WAIT_ONE)
-            s.start_latency("many", args.many, True, 0.01)
-            s.stop_group("many", WAIT_MANY)
-    both(warm, "warm-up")
+        s.start_latency("one", 1, True, 0.01)
+        stop_group(s, "one", WAIT_ONE)
+        s.start_latency("many", args.many, True, 0.01)
+        stop_group(s, "many", WAIT_MANY)
+    on_each(sups, warm, "warm-up")
 
-    def stop(s, group, timeout):
-        if isinstance(s, Giskard):
-            s.stop_kernel(group, timeout)
-        else:
-            s.stop_group(group, timeout)
 
+def run_start1(sups, args, R):
+    """--runs starts of one worker, observed and not."""
     for i in range(args.runs):
         for observed, key in ((True, "start1"), (False, "start1q")):
             def one(s):
@@ -449,49 +649,79 @@ def measure(sups, args):
                     lst.append(v)
                 if after is not None:
                     R[s.NAME]["launch1"].extend(s.launch_to_running(after))
-                stop(s, "one", WAIT_ONE)
-            both(one, key)
+                stop_group(s, "one", WAIT_ONE)
+            on_each(sups, one, key)
         note(f"  run {i + 1}/{args.runs} start 1: " + "; ".join(
-            f"{s.NAME} observed {R[s.NAME]['start1'][0][-1] * 1000:.1f} ms / own clock "
-            f"{fmt_ms(R[s.NAME]['start1'][1][-1])}, unobserved {fmt_ms(R[s.NAME]['start1q'][1][-1])}"
-            for s in sups))
+            f"{s.NAME} observed {fmt_ms(R[s.NAME]['start1'][0][-1])} / own clock "
+            f"{fmt_ms(R[s.NAME]['start1'][1][-1])}, unobserved "
+            f"{fmt_ms(R[s.NAME]['start1q'][1][-1])}" for s in sups))
 
+
+def run_start_many(sups, args, R, phases):
+    """--runs starts of --many workers, observed and not; a phase each."""
     for i in range(args.runs):
+        phases.begin(f"start {args.many} #{i + 1}")
         for observed, key in ((True, "startN"), (False, "startNq")):
             def many(s):
                 for lst, v in zip(R[s.NAME][key],
                                   s.start_latency("many", args.many, observed, 0.01)):
                     lst.append(v)
-                stop(s, "many", WAIT_MANY)
-            both(many, key)
+                stop_group(s, "many", WAIT_MANY)
+            on_each(sups, many, key)
         note(f"  run {i + 1}/{args.runs} start {args.many}: " + "; ".join(
-            f"{s.NAME} observed {R[s.NAME]['startN'][0][-1] * 1000:.1f} ms, unobserved "
+            f"{s.NAME} observed {fmt_ms(R[s.NAME]['startN'][0][-1])}, unobserved "
             f"{fmt_ms(R[s.NAME]['startNq'][1][-1])}" for s in sups))
 
-    def crash_setup(s):
-        s.start_latency("one", 1, True, 0.01)
-    both(crash_setup, "crash set-up")
+
+def run_crashes(sups, args, R):
+    """--runs kill -9 of a running worker, observed and not."""
+    on_each(sups, lambda s: s.start_latency("one", 1, True, 0.01), "crash set-up")
     for i in range(args.runs):
         for observed, key in ((True, "crash"), (False, "crashq")):
             def crash(s):
                 for lst, v in zip(R[s.NAME][key], s.crash_latency("one", observed)):
                     lst.append(v)
-            both(crash, key)
+            on_each(sups, crash, key)
         note(f"  run {i + 1}/{args.runs} crash: " + "; ".join(
             f"{s.NAME} observed {fmt_ms(R[s.NAME]['crash'][0][-1])}, unobserved "
             f"{fmt_ms(R[s.NAME]['crashq'][1][-1])}" for s in sups))
-    both(lambda s: stop(s, "one", WAIT_ONE), "crash clean-up")
+    on_each(sups, lambda s: stop_group(s, "one", WAIT_ONE), "crash clean-up")
 
-    for s in sups:  # one after the other: never both sets of idle workers at once
-        note(f"  {s.NAME}: starting {args.idle} idle workers...")
-        try:
-            R[s.NAME]["idle"] = s.idle(args.idle, args.window, args.settle)
-        except Exception:
-            note(f"--- {s.NAME} failed with {args.idle} idle workers; its log:\n{s.log_tail()}")
-            raise
-        r = R[s.NAME]["idle"]
-        note(f"  {s.NAME}: {r['workers']} idle, RSS {r['rss'] / 1024:.1f} MiB, CPU "
-             f"{r['cpu_s'] * 1000:.0f} ms in {r['elapsed']:.1f} s")
+
+def run_idle(s, args, R):
+    """--idle workers on one supervisor (never two sets of idle workers at once)."""
+    note(f"  {s.NAME}: starting {args.idle} idle workers...")
+    try:
+        R[s.NAME]["idle"] = r = s.idle(args.idle, args.window, args.settle)
+    except Exception:
+        note(f"--- {s.NAME} failed with {args.idle} idle workers; its log:\n{s.log_tail()}")
+        raise
+    note(f"  {s.NAME}: {r['workers']} idle, all running after {r['start_all']:.3f} s, "
+         f"RSS {r['rss'] / 1024:.1f} MiB, CPU {r['cpu_s'] * 1000:.0f} ms in "
+         f"{r['elapsed']:.1f} s, stopped in {r['stop_all']:.3f} s")
+
+
+def measure(sups, args, setting):
+    """Runs every case on every supervisor (interleaved run by run); returns results[name]."""
+    R = {s.NAME: {"start1": ([], [], []), "start1q": ([], [], []), "startN": ([], [], []),
+                  "startNq": ([], [], []), "crash": ([], [], [], []),
+                  "crashq": ([], [], [], []), "launch1": []} for s in sups}
+    phases = Phases(args, setting)
+    phases.begin("warm-up")
+    warm_up(sups, args)
+    phases.begin("start 1")
+    run_start1(sups, args, R)
+    run_start_many(sups, args, R, phases)
+    phases.begin("kill -9")
+    run_crashes(sups, args, R)
+    for s in sups:
+        phases.begin(f"{s.NAME} {args.idle}")
+        run_idle(s, args, R)
+    phases.begin(None)
+    for s in sups:
+        if isinstance(s, Giskard):
+            R[s.NAME]["tally"] = s.tally
+            R[s.NAME]["fork_ms"] = s.template_fork_ms()
     return R
 
 
@@ -499,190 +729,156 @@ def fmt_ms(v):
     return "n/a" if v is None else f"{v * 1000:.1f} ms"
 
 
-def report(sups, R, args, floors, load_before, machine):
-    names = [s.NAME for s in sups]
-    cols = {"giskard-supervisor": "giskard-supervisor", "supervisord": "supervisord " +
-            next((s.version for s in sups if isinstance(s, Supervisord)), "")}
-    lines = []
-    p = lines.append
-    p(f"## Worker supervision: giskard-supervisor vs supervisord ({time.strftime('%Y-%m-%d %H:%M')})")
-    p("")
-    for m in machine:
-        p(f"- {m}")
-    p(f"- load average (1/5/15 min) before: {' / '.join(f'{x:.2f}' for x in load_before)}; "
-      f"after: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    p(f"- {args.runs} runs of each latency after an untimed warm-up; cells are median (p90) in ms")
-    p("")
-    p("| measurement | " + " | ".join(cols[n] for n in names) + " |")
-    p("|---|" + "---:|" * len(names))
-
-    def row(title, fn):
-        cells = []
-        for n in names:
-            try:
-                cells.append(fn(R[n]))
-            except (KeyError, IndexError, TypeError, ValueError, statistics.StatisticsError):
-                cells.append("n/a")
-        p(f"| {title} | " + " | ".join(cells) + " |")
-
-    row("start -> running, 1 worker, observed (giskard: POST start, GET every 2 ms; "
-        "supervisord: startProcess wait=True)", lambda r: stats_ms(r["start1"][0]))
-    row("same runs, by the supervisor's own clock (command sent -> worker.running event / "
-        "`success:` log line)", lambda r: stats_ms(r["start1"][1]))
-    row("start -> running, 1 worker, unobserved (own clock; nobody polling)",
-        lambda r: stats_ms(r["start1q"][1]))
-    row("of which: command -> process launched (worker.starting event / `spawned:` line), "
-        "unobserved", lambda r: stats_ms(r["start1q"][2]))
-    row(f"start -> all running, {args.many} workers, observed (GET every 10 ms / "
-        "startProcessGroup wait=True)", lambda r: stats_ms(r["startN"][0]))
-    row(f"start -> all running, {args.many} workers, unobserved (own clock: last worker)",
-        lambda r: stats_ms(r["startNq"][1]))
-    row(f"of which: command -> all {args.many} launched, unobserved",
-        lambda r: stats_ms(r["startNq"][2]))
-    row("kill -9 -> replacement running, observed (poll every 2 ms)",
-        lambda r: stats_ms(r["crash"][0]))
-    row("kill -9 -> replacement running, unobserved (own clock)",
-        lambda r: stats_ms(r["crashq"][1]))
-    row("of which: kill -9 -> exit noticed (worker.exited event / `exited:` line), unobserved",
-        lambda r: stats_ms(r["crashq"][2]))
-    row("of which: kill -9 -> replacement launched (worker.starting / `spawned:`), unobserved",
-        lambda r: stats_ms(r["crashq"][3]))
-    row(f"supervisor RSS, 0 workers (MiB)", lambda r: f"{r['idle']['rss0'] / 1024:.1f}")
-    row(f"supervisor RSS, {args.idle} idle workers (MiB)",
-        lambda r: f"{r['idle']['rss'] / 1024:.1f}")
-    row(f"supervisor CPU, {args.idle} idle workers, over {args.window:.0f} s (ms; % of one core)",
-        lambda r: f"{r['idle']['cpu_s'] * 1000:.0f} ({100 * r['idle']['cpu_s'] / r['idle']['elapsed']:.2f} %)")
-    row(f"all {args.idle} workers' CPU over the same window (ms)",
-        lambda r: f"{r['idle']['workers_cpu_s'] * 1000:.0f}")
-    row(f"start {args.idle} workers -> all running (s; giskard: POST /kernels with "
-        f"workers={args.idle})", lambda r: f"{r['idle']['start_all']:.2f}")
-    row(f"launch -> running per worker during that start (own clock, median (p90) ms)",
-        lambda r: stats_ms(r["idle"]["launch_to_running"]))
-    row(f"during that start: last worker launched / first worker running (s after the command)",
-        lambda r: f"{r['idle']['last_launch']:.2f} / {r['idle']['first_running']:.2f}")
-    row(f"during that start: slowest health request, every 100 ms on a new connection (ms; "
-        f"GET /healthz / XML-RPC getState)", lambda r: f"{r['idle']['ping_worst'] * 1000:.0f}")
-    row(f"stop {args.idle} workers -> all gone (s)", lambda r: f"{r['idle']['stop_all']:.2f}")
-    p("")
-    if "giskard-supervisor" in R:
-        g = R["giskard-supervisor"]
-        start1 = [v for v in g["start1"][0] if v is not None]
-        goal = "met" if start1 and statistics.median(start1) < 0.1 else "NOT met"
-        idle = g.get("idle")
-        p(f"- giskard goal start -> running < 100 ms (1 worker, observed median): **{goal}**; "
-          f"idle CPU with {args.idle} workers: "
-          + (f"{100 * idle['cpu_s'] / idle['elapsed']:.2f} % of one core" if idle else "n/a"))
-        p(f"- giskard, inside all those 1-worker starts: worker.starting -> worker.running "
-          f"(interpreter start, shim import, environment collection, dial, hello/welcome) "
-          f"{stats_ms(g['launch1'])} ms")
-    for label, values in floors:
-        p(f"- floor without any supervisor: {label}: {stats_ms(values)} ms")
-    p("- the programs differ: giskard runs its worker shim, which must start the interpreter, "
-      "import the shim, collect its environment (importlib.metadata, platform) and register "
-      "over the worker socket before it is \"running\"; supervisord runs the same venv's "
-      "python idle (`-c \"import signal; signal.pause()\"`, startsecs=0), \"running\" once its "
-      "main loop turns after the spawn; its main loop sleeps up to 1 s in poll() when nothing "
-      "wakes it, which the unobserved rows show")
-    p(f"- giskard config: [workers] start_seconds = {args.start_seconds}, "
-      f"registration_timeout_seconds = {args.registration_timeout}, other [workers] keys "
-      "default (heartbeat_seconds = 5: idle workers exchange heartbeats); supervisord: "
-      "autorestart=true, startsecs=0, redirect_stderr, logs to files")
-    problems = list(dict.fromkeys(f"{s.NAME}: {m}" for s in sups for m in s.problems))
-    if problems:
-        p("")
-        p("Problems seen:")
-        for m in problems:
-            p(f"- {m}")
-    return "\n".join(lines) + "\n"
-
-
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--binary", help="giskard-supervisor (required unless --only supervisord)")
-    parser.add_argument("--build-type", default="unknown")
-    parser.add_argument("--only", choices=("both", "giskard", "supervisord"), default="both")
-    parser.add_argument("--supervisord", default=shutil.which("supervisord") or
-                        "/usr/bin/supervisord")
-    parser.add_argument("--python", default=sys.executable,
-                        help="the idle program's interpreter with --only supervisord")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--many", type=int, default=50)
-    parser.add_argument("--idle", type=int, default=200)
-    parser.add_argument("--window", type=float, default=10.0)
-    parser.add_argument("--settle", type=float, default=5.0,
-                        help="seconds between all idle workers running and the CPU window")
-    parser.add_argument("--start-seconds", type=int, default=1)
-    parser.add_argument("--registration-timeout", type=int, default=120)
-    parser.add_argument("--output", help="also write the report to this file")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    add = parser.add_argument
+    add("--binary", help="giskard-supervisor (required unless --only supervisord)")
+    add("--build-type", default="unknown")
+    add("--only", choices=("all", "giskard", "supervisord"), default="all")
+    add("--modes", default="fork,exec",
+        help="giskard-supervisor's modes, of fork and exec (default both)")
+    add("--supervisord", default=shutil.which("supervisord") or "/usr/bin/supervisord")
+    add("--python", default=sys.executable,
+        help="the idle program's interpreter with --only supervisord")
+    add("--runs", type=int, default=5)
+    add("--many", type=int, default=50)
+    add("--idle", type=int, default=200)
+    add("--window", type=float, default=10.0)
+    add("--settle", type=float, default=5.0,
+        help="seconds between all idle workers running and the CPU window")
+    add("--sample-interval", type=float, default=0.01,
+        help="seconds between the sampled REST requests during the big start")
+    add("--start-seconds", type=int, default=1)
+    add("--registration-timeout", type=int, default=120)
+    add("--wait-load", type=float, default=0.0,
+        help="first wait until the 1-minute load average is under this (0: no)")
+    add("--wait-load-seconds", type=float, default=900.0, help="the longest --wait-load waits")
+    add("--quiet-share", type=float, default=0.0,
+        help="before each phase, wait for 5 s in which processes outside the benchmark used "
+        "less than this share of the CPUs (0: no wait)")
+    add("--quiet-seconds", type=float, default=600.0,
+        help="the longest --quiet-share waits before one phase")
+    add("--output", help="also write the report to this file")
+    add("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
+    args.mode_list = [m for m in args.modes.split(",") if m]
     if not 1 <= args.runs <= 50:
         parser.error("--runs must be 1..50")
+    if not args.mode_list or any(m not in ("fork", "exec") for m in args.mode_list):
+        parser.error("--modes is a comma-separated list of fork and exec")
     if args.only != "supervisord" and not (args.binary and os.access(args.binary, os.X_OK)):
         parser.error("--binary PATH to an executable giskard-supervisor is required")
     if args.only != "giskard" and not os.access(args.supervisord, os.X_OK):
         parser.error(f"no supervisord at {args.supervisord} (apt-get install -y supervisor)")
+    return args
 
+
+def start_giskard(args, tmp, mode, sups):
+    """Starts giskard-supervisor in `mode` (appended to `sups` first, to be closed whatever
+    happens) and builds the kernels' env (untimed)."""
+    g = Giskard(args, tmp, mode)
+    sups.append(g)
+    g.start()
+    note(f"{g.NAME}: building the kernel env (offline, untimed)...")
+    g.create("one", 1, BUILD_DEADLINE)
+    g.stop_kernel("one", WAIT_ONE)
+    g.create("many", args.many, WAIT_MANY)
+    g.stop_kernel("many", WAIT_MANY)
+    if not g.venv_python:
+        g.problems.append("GET /api/v1/workers/{id} had no environment.pythonExecutable")
+    return g
+
+
+def start_all(args, tmp, sups):
+    """Starts every supervisor asked for; returns the interpreter the workers run."""
+    python = args.python
+    if args.only != "supervisord":
+        for mode in args.mode_list:
+            python = start_giskard(args, tmp, mode, sups).venv_python or python
+    if args.only != "giskard":
+        s = Supervisord(args, tmp, python)
+        sups.append(s)
+        s.start()
+    return python
+
+
+def measure_floors(args, python):
+    """A worker's start without any supervisor: the interpreter, and the shim's own work."""
+    floors = [(f"`{python} -c pass` (subprocess.run)", run_floor(python, "pass", 5))]
+    if args.only != "supervisord":
+        floors.append(("the shim's import + environment collection, same way",
+                       run_floor(python, SHIM_FLOOR_CODE, 5)))
+    return floors
+
+
+def describe_machine(args, python, nofile):
+    """The setting's lines of the report: machine, interpreter, binaries."""
+    pyver = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                           capture_output=True, text=True, timeout=60).stdout.strip()
+    machine = [
+        f"nproc {os.cpu_count()} (usable here: {len(os.sched_getaffinity(0))}); "
+        f"{cpu_model()}; Linux {os.uname().release}; RLIMIT_NOFILE {nofile}",
+        f"worker interpreter: {python} (Python {pyver}), the giskard kernel's venv"
+        if args.only != "supervisord" else f"idle program interpreter: {python} "
+        f"(Python {pyver})",
+    ]
+    if args.only != "supervisord":
+        machine.append(f"giskard-supervisor: {args.binary} ({args.build_type}); modes: "
+                       + ", ".join(args.mode_list))
+    if args.only != "giskard":
+        machine.append(f"supervisord: {args.supervisord} (run by /usr/bin/python3, "
+                       f"own config in a temp dir, never the system service)")
+    return machine
+
+
+def close_all(sups, args, tmp):
+    """Stops every supervisor (by pid), reports what went wrong, removes the temp dir."""
+    for s in reversed(sups):
+        try:
+            s.close()
+        except Exception as e:  # keep cleaning up the others
+            note(f"closing {s.NAME}: {e!r}")
+    for s in sups:
+        for m in s.problems:
+            note(f"problem: {s.NAME}: {m}")
+    if args.keep:
+        note(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    args = parse_args()
     nofile = raise_nofile()
-    load_before = os.getloadavg()
+    setting = {"waited": wait_quiet(args.wait_load, args.wait_load_seconds)
+               if args.wait_load else None,
+               "load_start": os.getloadavg(), "compilers": compilers_running()}
     tmp = tempfile.mkdtemp(prefix="gsk-worker-bench-")
     sups = []
-    floors = []
     try:
-        python = args.python
-        if args.only != "supervisord":
-            g = Giskard(args, tmp)
-            sups.append(g)
-            g.start()
-            note("giskard-supervisor: building the kernel env (offline, untimed)...")
-            g.create("one", 1, BUILD_DEADLINE)
-            g.stop_kernel("one", WAIT_ONE)
-            g.create("many", args.many, WAIT_MANY)
-            g.stop_kernel("many", WAIT_MANY)
-            python = g.venv_python or python
-            if not g.venv_python:
-                g.problems.append("GET /api/v1/workers/{id} had no environment.pythonExecutable")
-        if args.only != "giskard":
-            s = Supervisord(args, tmp, python)
-            sups.append(s)
-            s.start()
-        floors.append((f"`{python} -c pass` (subprocess.run)", run_floor(python, "pass", 5)))
-        if args.only != "supervisord":
-            floors.append(("the shim's import + environment collection, same way",
-                           run_floor(python, SHIM_FLOOR_CODE, 5)))
-        R = measure(sups, args)
-        pyver = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
-                               capture_output=True, text=True, timeout=60).stdout.strip()
-        machine = [
-            f"nproc {os.cpu_count()} (usable here: {len(os.sched_getaffinity(0))}); "
-            f"{os.uname().release}; RLIMIT_NOFILE {nofile}",
-            f"worker interpreter: {python} (Python {pyver}), the giskard kernel's venv"
-            if args.only != "supervisord" else f"idle program interpreter: {python} "
-            f"(Python {pyver})",
-        ]
-        if args.only != "supervisord":
-            machine.append(f"giskard-supervisor: {args.binary} ({args.build_type})")
-        if args.only != "giskard":
-            machine.append(f"supervisord: {args.supervisord} (run by /usr/bin/python3, "
-                           f"own config in a temp dir, never the system service)")
-        text = report(sups, R, args, floors, load_before, machine)
+        python = start_all(args, tmp, sups)
+        floors = measure_floors(args, python)
+        setting["page_fault_us"] = page_fault_us()
+        R = measure(sups, args, setting)
+        setting["compilers_end"] = compilers_running()
+        text = report(sups, R, args, floors, setting, describe_machine(args, python, nofile))
         print(text)
         if args.output:
             with open(args.output, "w") as f:
                 f.write(text)
     finally:
-        for s in reversed(sups):
-            try:
-                s.close()
-            except Exception as e:  # keep cleaning up the others
-                note(f"closing {s.NAME}: {e!r}")
-        for s in sups:
-            for m in s.problems:
-                note(f"problem: {s.NAME}: {m}")
-        if args.keep:
-            note(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        close_all(sups, args, tmp)
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "CPU model unknown"
 
 
 if __name__ == "__main__":
