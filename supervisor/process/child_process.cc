@@ -147,6 +147,9 @@ void ChildProcess::OnReaped(bool ok, int native_status) {
 void ChildProcess::WaitForGroup() {
   members_.clear();
   int pgid = options_.handle.pgid();
+  // The usual case, without a scan of /proc: no process is left in the group (zombies count
+  // for kill(), so a success still needs the scan).
+  if (::kill(-pgid, 0) != 0 && errno == ESRCH) return Finish();
   std::vector<int> pids = ListGroupMembers(pgid);
   if (pids.empty()) return Finish();
   // Without a Stop in progress, what outlives the leader is an orphan of a finished job.
@@ -181,7 +184,7 @@ void ChildProcess::Signal(int sig) {
   int pgid = options_.handle.pgid();
   if (pgid > 0) {
     // Once the leader is reaped its pid is reserved only while the group has members.
-    if (!reaped_ || !ListGroupMembers(pgid).empty()) {
+    if (!reaped_ || GroupAlive(pgid)) {
       // A forked worker may not lead its group yet in the first instants: then the process.
       if (::kill(-pgid, sig) != 0 && errno == ESRCH && !reaped_) ::kill(options_.handle.pid(), sig);
     }
@@ -193,10 +196,11 @@ void ChildProcess::Signal(int sig) {
 void ChildProcess::Read() {
   reading_ = true;
   pipe_.async_read_some(
-      asio::buffer(buffer_), [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+      asio::buffer(Buffer(), kBufferBytes),
+      [self = shared_from_this()](boost::system::error_code ec, size_t n) {
         self->reading_ = false;
         if (self->abandoned_) return;
-        self->Deliver(std::string_view(self->buffer_.data(), n));
+        self->Deliver(std::string_view(self->buffer_.get(), n));
         if (self->finishing_) return self->CompleteFinish();
         if (!ec) self->Read();  // on EOF or an error, stop reading; the exit finishes the child
       });
@@ -220,14 +224,19 @@ void ChildProcess::Finish() {
   pipe_.cancel(ignored);
 }
 
+char* ChildProcess::Buffer() {
+  if (!buffer_) buffer_ = std::make_unique_for_overwrite<char[]>(kBufferBytes);
+  return buffer_.get();
+}
+
 void ChildProcess::CompleteFinish() {
   if (pipe_.is_open()) {
     // The leader and its group are gone, so what they wrote is in the pipe now. Bound the
     // drain in case a process outside the group keeps writing.
     for (size_t total = 0; total < (size_t{1} << 20);) {
-      ssize_t n = ::read(pipe_.native_handle(), buffer_.data(), buffer_.size());
+      ssize_t n = ::read(pipe_.native_handle(), Buffer(), kBufferBytes);
       if (n <= 0) break;
-      Deliver(std::string_view(buffer_.data(), static_cast<size_t>(n)));
+      Deliver(std::string_view(buffer_.get(), static_cast<size_t>(n)));
       total += static_cast<size_t>(n);
     }
     boost::system::error_code ignored;

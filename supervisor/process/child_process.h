@@ -68,7 +68,11 @@ class ChildProcess : public std::enable_shared_from_this<ChildProcess> {
   std::unique_ptr<boost::asio::posix::stream_descriptor> adopted_watch_;
   boost::asio::steady_timer kill_timer_;
   boost::asio::posix::stream_descriptor pipe_;
-  std::array<char, 16384> buffer_{};
+  // The output pipe's read buffer, allocated on the first read: a worker without a pipe (a
+  // forked or adopted one) costs no buffer.
+  static constexpr size_t kBufferBytes = 16384;
+  std::unique_ptr<char[]> buffer_;
+  char* Buffer();
   std::optional<LineSplitter> lines_;
   std::vector<std::unique_ptr<boost::asio::posix::stream_descriptor>> members_;
   size_t members_pending_ = 0;

@@ -6,8 +6,11 @@
 namespace gsk::protocol {
 namespace {
 
-// Staging memory grows by this much at a time; beyond kKeepStagingBytes it is given back once
-// empty (after a caller fed a large block at once).
+// Staging memory starts at kFirstStagingChunk (a connection of small frames never needs more:
+// an idle worker's costs 4 KiB, not 64) and grows, while reads fill it, by chunks up to
+// kStagingChunk; beyond kKeepStagingBytes it is given back once empty (after a caller fed a
+// large block at once).
+constexpr size_t kFirstStagingChunk = size_t{4} << 10;
 constexpr size_t kStagingChunk = size_t{64} << 10;
 constexpr size_t kKeepStagingBytes = size_t{1} << 20;
 
@@ -55,7 +58,7 @@ std::span<char> FrameDecoder::Prepare(size_t max_bytes) {
     direct_.resize(prepared_at_ + n);
     return {direct_.data() + prepared_at_, n};
   }
-  size_t want = std::min(max_bytes, kStagingChunk);
+  size_t want = std::min(max_bytes, std::clamp(staging_.size(), kFirstStagingChunk, kStagingChunk));
   if (staging_.size() - end_ < want && begin_ > 0) {
     std::memmove(staging_.data(), staging_.data() + begin_, end_ - begin_);
     end_ -= begin_;
