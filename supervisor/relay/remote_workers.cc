@@ -94,7 +94,10 @@ void RemoteWorkers::OnMessage(uint64_t conn_id, std::string text) {
     if (p == c.pending.end()) return;  // an unknown id: ignored, as the protocol says
     ReplyHandler handler = std::move(p->second);
     c.pending.erase(p);
-    Deliver(std::move(handler), std::move(text));
+    // Straight to its handler, as the managed workers' socket does: this is the connection's
+    // read loop, never inside Request, so the caller cannot be re-entered (and a zero-delay
+    // timer would cost a turn). `c` may be gone once the handler returns: not used past here.
+    handler(Result<std::string>(std::move(text)));
   } else if (frame->type == "error") {
     spdlog::warn("event=worker.remote_error worker={} error={}", c.info.hello.worker_id,
                  frame->error);
@@ -201,7 +204,8 @@ void RemoteWorkers::Tick() {
 }
 
 void RemoteWorkers::Deliver(ReplyHandler handler, Result<std::string> reply) {
-  // Always on a later turn: callers never see their handler run inside their own call.
+  // On a later turn: OnClosed also runs inside CloseByKey, Tick and a redial's hello, whose
+  // callers (and the relay's handlers, which may send again) must not see a handler run there.
   auto shared = std::make_shared<std::pair<ReplyHandler, Result<std::string>>>(std::move(handler),
                                                                               std::move(reply));
   timers_.After(std::chrono::milliseconds(0),

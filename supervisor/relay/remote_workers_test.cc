@@ -170,23 +170,39 @@ TEST_F(RemoteWorkersTest, HeartbeatsGoOutAndASilentWorkerIsLost) {
   EXPECT_FALSE(hub_->Connected("w1"));
 }
 
-TEST_F(RemoteWorkersTest, RequestsAreAnsweredByIdOnALaterTurnAndFailWhenTheConnectionCloses) {
+TEST_F(RemoteWorkersTest, RequestsAreAnsweredByIdAsTheReplyIsReadAndFailWhenTheConnectionCloses) {
   Conn c = Register("w1", "laptop");
   std::vector<Result<std::string>> replies;
   auto keep = [&replies](Result<std::string> r) { replies.push_back(std::move(r)); };
   ASSERT_TRUE(hub_->Request("w1", "r1", R"({"type":"request","id":"r1"})", keep).ok());
   ASSERT_TRUE(hub_->Request("w1", "r2", R"({"type":"request","id":"r2"})", keep).ok());
+  EXPECT_TRUE(replies.empty());  // never inside Request
   EXPECT_EQ(c.peer->sent.back(), R"({"type":"request","id":"r2"})");
+  size_t timers = timers_.pending();
   c.handlers.on_message(R"({"type":"reply","id":"r1","result":{"ok":true}})");
-  EXPECT_TRUE(replies.empty());  // never inside the call that delivered it
-  timers_.Advance(milliseconds(0));
+  // Delivered directly from the read handler: no zero-delay timer in between.
   ASSERT_EQ(replies.size(), 1u);
-  EXPECT_THAT(*replies[0], HasSubstr(R"("ok":true)"));
-  c.handlers.on_closed("closed by the peer");
-  timers_.Advance(milliseconds(0));
+  EXPECT_EQ(*replies[0], R"({"type":"reply","id":"r1","result":{"ok":true}})");
+  EXPECT_EQ(timers_.pending(), timers);
+  c.handlers.on_message(R"({"type":"reply","id":"r1","result":{"again":true}})");
+  EXPECT_EQ(replies.size(), 1u);  // once: a second reply with that id is ignored
+  // A handler that sends the next request on the same connection, as the relay does.
+  ASSERT_TRUE(hub_->Request("w1", "r3", R"({"type":"request","id":"r3"})",
+                            [this, &replies, keep](Result<std::string> r) {
+                              replies.push_back(std::move(r));
+                              ASSERT_TRUE(hub_->Request("w1", "r4", "{}", keep).ok());
+                            })
+                  .ok());
+  c.handlers.on_message(R"({"type":"reply","id":"r3","result":{}})");
   ASSERT_EQ(replies.size(), 2u);
-  EXPECT_EQ(replies[1].status().code(), StatusCode::kUnavailable);
-  EXPECT_EQ(hub_->Request("w1", "r3", "{}", keep).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(c.peer->sent.back(), "{}");
+  c.handlers.on_closed("closed by the peer");
+  EXPECT_EQ(replies.size(), 2u);  // failures: on a later turn (r2 and r4)
+  timers_.Advance(milliseconds(0));
+  ASSERT_EQ(replies.size(), 4u);
+  EXPECT_EQ(replies[2].status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(replies[3].status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(hub_->Request("w1", "r5", "{}", keep).code(), StatusCode::kUnavailable);
 }
 
 TEST_F(RemoteWorkersTest, AWorkerThatRedialsReplacesItsOldConnectionAndIsListedOnce) {

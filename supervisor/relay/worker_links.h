@@ -17,8 +17,9 @@ class WorkerLinks {
  public:
   virtual ~WorkerLinks() = default;
   // Sends `frame` (a request message whose id is `request_id`) to the registered worker
-  // `worker_id`; `on_reply` is called once, on a later turn, with the reply carrying that id or
-  // with kUnavailable when the connection closes first. kUnavailable now (and no call) when the
+  // `worker_id`; `on_reply` is called once, never inside Request: with the reply carrying that
+  // id (as the reply is read, from the connection's read handler) or, on a later turn, with
+  // kUnavailable when the connection closes first. kUnavailable now (and no call) when the
   // worker has no registered connection.
   virtual Status Request(const std::string& worker_id, const std::string& request_id,
                          std::string frame, ReplyHandler on_reply) = 0;

@@ -1,9 +1,11 @@
 #include "supervisor/service/model_blobs.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -17,12 +19,19 @@ namespace {
 
 constexpr size_t kBlock = 512;
 
+// What a fingerprint records of a file: its size and modification time (to the nanosecond).
+std::string Stamp(const struct stat& st) {
+  return std::to_string(st.st_size) + "@" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec);
+}
+
 std::string Stamp(const fs::path& p, std::error_code& ec) {
-  auto size = fs::file_size(p, ec);
-  if (ec) return "";
-  auto time = fs::last_write_time(p, ec);
-  if (ec) return "";
-  return std::to_string(size) + "@" + std::to_string(time.time_since_epoch().count());
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) {
+    ec.assign(errno, std::generic_category());
+    return "";
+  }
+  return Stamp(st);
 }
 
 // Writes `value` as octal, NUL-terminated, into `field` of `width` bytes.
@@ -75,107 +84,55 @@ bool Header(const std::string& name, bool folder, uint64_t size, bool executable
 }
 
 struct Item {
-  std::string relative;
+  std::string relative;  // "dir/" for a folder
   fs::path path;
   bool folder = false;
+  struct stat st {};  // lstat(2) of the entry, taken while listing
 };
 
+// The folder's entries, sorted, each with one lstat(2). Relative paths are the entries' paths
+// with the folder's prefix cut: the iterator builds them as `folder / name`, so no
+// fs::relative (a readlink per component of every entry) is needed.
 Result<std::vector<Item>> ListFolder(const fs::path& folder) {
   std::vector<Item> items;
+  std::string prefix = folder.native();
+  if (prefix.empty() || prefix.back() != '/') prefix += '/';
   std::error_code ec;
   fs::recursive_directory_iterator it(folder, fs::directory_options::none, ec);
   for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    fs::file_status st = it->symlink_status(ec);
-    if (ec) break;
-    std::string rel = fs::relative(it->path(), folder, ec).generic_string();
-    if (ec) break;
-    if (fs::is_directory(st)) {
-      items.push_back({rel + "/", it->path(), true});
-    } else if (fs::is_regular_file(st)) {
-      items.push_back({rel, it->path(), false});
-    } else {
-      return InvalidArgument("model folder " + folder.string() + " holds " + rel +
+    Item item;
+    item.path = it->path();
+    const std::string& full = item.path.native();
+    if (full.compare(0, prefix.size(), prefix) != 0) {  // cannot happen: see above
+      return Internal("model folder " + folder.string() + " listed " + full + " outside it");
+    }
+    item.relative = full.substr(prefix.size());
+    if (::lstat(full.c_str(), &item.st) != 0) {
+      return Unavailable("cannot read " + full + ": " + std::strerror(errno));
+    }
+    if (S_ISDIR(item.st.st_mode)) {
+      item.folder = true;
+      item.relative += '/';
+    } else if (!S_ISREG(item.st.st_mode)) {
+      return InvalidArgument("model folder " + folder.string() + " holds " + item.relative +
                              ", which is neither a file nor a folder (a link?); a model sent to "
                              "an unmanaged worker may hold only files and folders");
     }
+    items.push_back(std::move(item));
   }
   if (ec) return Unavailable("cannot read model folder " + folder.string() + ": " + ec.message());
   std::sort(items.begin(), items.end(),
-            [](const Item& a, const Item& b) { return a.relative < b.relative; });
+            [](const Item& x, const Item& y) { return x.relative < y.relative; });
   return items;
 }
 
-}  // namespace
-
-std::string FolderFingerprint(const fs::path& folder, std::string* error) {
-  Result<std::vector<Item>> items = ListFolder(folder);
-  if (!items.ok()) {
-    *error = items.status().message();
-    return "";
-  }
-  std::string out = "dir:";
-  for (const Item& item : *items) {
-    std::error_code ec;
-    out += item.relative + "\n";
-    if (!item.folder) out += Stamp(item.path, ec) + "\n";
-    if (ec) {
-      *error = "cannot read " + item.path.string() + ": " + ec.message();
-      return "";
-    }
-  }
-  return out;
-}
-
-Result<BlobRef> ModelBlobs::Describe(const fs::path& resolved) {
+// Packs `items` (of the folder `path`) into `cache_dir`/SHA256.tar, named by its hash.
+Result<BlobRef> WriteTar(const fs::path& path, const std::vector<Item>& items,
+                         const fs::path& cache_dir) {
   std::error_code ec;
-  bool folder = fs::is_directory(resolved, ec);
-  std::string fingerprint;
-  if (folder) {
-    std::string error;
-    fingerprint = FolderFingerprint(resolved, &error);
-    if (fingerprint.empty()) {
-      return error.find("neither") != std::string::npos ? InvalidArgument(error) : Unavailable(error);
-    }
-  } else {
-    fingerprint = "file:" + Stamp(resolved, ec);
-    if (ec) return Unavailable("cannot read model " + resolved.string() + ": " + ec.message());
-  }
-  auto it = by_path_.find(resolved.string());
-  // Reused while the model is unchanged and its packed archive still there (the cache
-  // directory may have been cleaned).
-  if (it != by_path_.end() && it->second.fingerprint == fingerprint &&
-      fs::exists(it->second.source, ec)) {
-    return it->second.ref;
-  }
-  return folder ? PackFolder(resolved, std::move(fingerprint))
-                : DescribeFile(resolved, std::move(fingerprint));
-}
-
-Result<BlobRef> ModelBlobs::DescribeFile(const fs::path& path, std::string fingerprint) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Unavailable("cannot open model " + path.string());
-  Sha256Stream hash;
-  std::vector<char> buffer(1 << 20);
-  uint64_t size = 0;
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    auto n = static_cast<size_t>(in.gcount());
-    hash.Update(std::string_view(buffer.data(), n));
-    size += n;
-  }
-  if (in.bad()) return Unavailable("cannot read model " + path.string());
-  BlobRef ref{HexEncode(hash.Finish()), "file", path.filename().string(), size};
-  by_path_[path.string()] = {std::move(fingerprint), ref, path, path};
-  by_hash_[ref.sha256] = path.string();
-  return ref;
-}
-
-Result<BlobRef> ModelBlobs::PackFolder(const fs::path& path, std::string fingerprint) {
-  GSK_ASSIGN_OR_RETURN(std::vector<Item> items, ListFolder(path));
-  std::error_code ec;
-  fs::create_directories(cache_dir_, ec);
-  if (ec) return Unavailable("cannot create " + cache_dir_.string() + ": " + ec.message());
-  fs::path temp = cache_dir_ / ("packing-" + std::to_string(::getpid()) + ".tar");
+  fs::create_directories(cache_dir, ec);
+  if (ec) return Unavailable("cannot create " + cache_dir.string() + ": " + ec.message());
+  fs::path temp = cache_dir / ("packing-" + std::to_string(::getpid()) + ".tar");
   std::ofstream out(temp, std::ios::binary | std::ios::trunc);
   if (!out) return Unavailable("cannot write " + temp.string());
   Sha256Stream hash;
@@ -188,10 +145,8 @@ Result<BlobRef> ModelBlobs::PackFolder(const fs::path& path, std::string fingerp
   std::array<char, kBlock> block{};
   std::vector<char> buffer(1 << 20);
   for (const Item& item : items) {
-    uint64_t file_size = item.folder ? 0 : fs::file_size(item.path, ec);
-    if (ec) return Unavailable("cannot read " + item.path.string() + ": " + ec.message());
-    fs::perms perms = fs::status(item.path, ec).permissions();
-    bool executable = (perms & fs::perms::owner_exec) != fs::perms::none;
+    uint64_t file_size = item.folder ? 0 : static_cast<uint64_t>(item.st.st_size);
+    bool executable = (item.st.st_mode & S_IXUSR) != 0;
     if (!Header(item.relative, item.folder, file_size, executable, block)) {
       fs::remove(temp, ec);
       return InvalidArgument("model folder " + path.string() + " holds " + item.relative +
@@ -224,15 +179,88 @@ Result<BlobRef> ModelBlobs::PackFolder(const fs::path& path, std::string fingerp
     return Unavailable("cannot write " + temp.string() + " (disk full?)");
   }
   BlobRef ref{HexEncode(hash.Finish()), "tar", path.filename().string(), size};
-  fs::path packed = cache_dir_ / (ref.sha256 + ".tar");
+  fs::path packed = cache_dir / (ref.sha256 + ".tar");
   fs::rename(temp, packed, ec);
   if (ec) return Unavailable("cannot write " + packed.string() + ": " + ec.message());
+  return ref;
+}
+
+std::string Fingerprint(const std::vector<Item>& items) {
+  std::string out = "dir:";
+  for (const Item& item : items) {
+    out += item.relative + "\n";
+    if (!item.folder) out += Stamp(item.st) + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> FolderFingerprint(const fs::path& folder) {
+  GSK_ASSIGN_OR_RETURN(std::vector<Item> items, ListFolder(folder));
+  return Fingerprint(items);
+}
+
+Result<BlobRef> ModelBlobs::Describe(const fs::path& resolved) {
+  struct stat st {};
+  if (::stat(resolved.c_str(), &st) != 0) {
+    return Unavailable("cannot read model " + resolved.string() + ": " + std::strerror(errno));
+  }
+  auto known = by_path_.find(resolved.string());
+  if (S_ISDIR(st.st_mode)) {
+    GSK_ASSIGN_OR_RETURN(std::vector<Item> items, ListFolder(resolved));
+    std::string fingerprint = Fingerprint(items);
+    // Reused while the folder is unchanged and its packed archive still there (the cache
+    // directory may have been cleaned).
+    std::error_code ec;
+    if (known != by_path_.end() && known->second.fingerprint == fingerprint &&
+        fs::exists(known->second.source, ec)) {
+      return known->second.ref;
+    }
+    GSK_ASSIGN_OR_RETURN(BlobRef ref, WriteTar(resolved, items, cache_dir_));
+    return RememberPacked(resolved, std::move(fingerprint), std::move(ref));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Unavailable("cannot read model " + resolved.string() +
+                       ": neither a regular file nor a folder");
+  }
+  // A file is its own source: the stat above found it, no other check is needed.
+  std::string fingerprint = "file:" + Stamp(st);
+  if (known != by_path_.end() && known->second.fingerprint == fingerprint) {
+    return known->second.ref;
+  }
+  return DescribeFile(resolved, std::move(fingerprint));
+}
+
+Result<BlobRef> ModelBlobs::DescribeFile(const fs::path& path, std::string fingerprint) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Unavailable("cannot open model " + path.string());
+  Sha256Stream hash;
+  std::vector<char> buffer(1 << 20);
+  uint64_t size = 0;
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    auto n = static_cast<size_t>(in.gcount());
+    hash.Update(std::string_view(buffer.data(), n));
+    size += n;
+  }
+  if (in.bad()) return Unavailable("cannot read model " + path.string());
+  BlobRef ref{HexEncode(hash.Finish()), "file", path.filename().string(), size};
+  by_path_[path.string()] = {std::move(fingerprint), ref, path, path};
+  by_hash_[ref.sha256] = path.string();
+  return ref;
+}
+
+BlobRef ModelBlobs::RememberPacked(const fs::path& path, std::string fingerprint, BlobRef ref) {
   // The folder's previous blob is no longer named by any call.
-  if (auto old = by_path_.find(path.string()); old != by_path_.end() && old->second.ref.sha256 != ref.sha256) {
+  if (auto old = by_path_.find(path.string());
+      old != by_path_.end() && old->second.ref.sha256 != ref.sha256) {
     by_hash_.erase(old->second.ref.sha256);
+    std::error_code ec;
     if (old->second.source != old->second.model) fs::remove(old->second.source, ec);
   }
-  by_path_[path.string()] = {std::move(fingerprint), ref, packed, path};
+  fs::path packed = cache_dir_ / (ref.sha256 + ".tar");
+  by_path_[path.string()] = {std::move(fingerprint), ref, std::move(packed), path};
   by_hash_[ref.sha256] = path.string();
   return ref;
 }

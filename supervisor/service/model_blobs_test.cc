@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 
@@ -88,6 +89,45 @@ TEST_F(ModelBlobsTest, AFolderIsPackedIntoTheSameTarEveryTimeAndTarReadsIt) {
   ASSERT_TRUE(repacked.ok());
   EXPECT_NE(repacked->sha256, ref->sha256);
   EXPECT_FALSE(fs::exists(*packed));
+  EXPECT_EQ(blobs_->Find(ref->sha256).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ModelBlobsTest, AnUnchangedFolderKeepsItsBlobAndAChangedFileOfTheSameSizeChangesIt) {
+  auto ref = blobs_->Describe(root_ / "models/forest");
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  fs::path packed = *blobs_->Find(ref->sha256);
+  auto packed_time = fs::last_write_time(packed);
+  auto same = blobs_->Describe(root_ / "models/forest");
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->sha256, ref->sha256);
+  EXPECT_EQ(same->size, ref->size);
+  EXPECT_EQ(fs::last_write_time(packed), packed_time);  // not packed again
+  // Same size, content and time changed: only the modification time tells.
+  fs::path m = root_ / "models/forest/src/pkg/m.py";
+  auto time = fs::last_write_time(m);
+  Write("models/forest/src/pkg/m.py", "model = max\n");
+  fs::last_write_time(m, time + std::chrono::nanoseconds(1));
+  auto changed = blobs_->Describe(root_ / "models/forest");
+  ASSERT_TRUE(changed.ok());
+  EXPECT_NE(changed->sha256, ref->sha256);
+  EXPECT_EQ(Sha256Hex(Read(*blobs_->Find(changed->sha256))), changed->sha256);
+  // The relative paths do not depend on how the folder is spelled.
+  auto plain = FolderFingerprint(root_ / "models/forest");
+  auto slashed = FolderFingerprint(root_ / "models/forest/");
+  ASSERT_TRUE(plain.ok());
+  ASSERT_TRUE(slashed.ok());
+  EXPECT_EQ(*plain, *slashed);
+  EXPECT_NE(plain->find("src/pkg/m.py\n12@"), std::string::npos) << *plain;
+}
+
+TEST_F(ModelBlobsTest, AFileIsDescribedOnceWhileUnchangedAndAVanishedOneIsUnavailable) {
+  auto ref = blobs_->Describe(root_ / "models/model.pkl");
+  ASSERT_TRUE(ref.ok());
+  EXPECT_EQ(blobs_->Describe(root_ / "models/model.pkl")->sha256, ref->sha256);
+  fs::remove(root_ / "models/model.pkl");
+  auto gone = blobs_->Describe(root_ / "models/model.pkl");
+  EXPECT_EQ(gone.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(gone.status().message().find("model.pkl"), std::string::npos);
   EXPECT_EQ(blobs_->Find(ref->sha256).status().code(), StatusCode::kNotFound);
 }
 

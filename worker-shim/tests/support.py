@@ -205,6 +205,7 @@ class WsPeer:
         self.request_line = request_line
         self.headers = headers
         self._buffer = b""
+        self.last_mask = b""  # the masking key of the last frame received
 
     def _read(self, n):
         while len(self._buffer) < n:
@@ -237,7 +238,7 @@ class WsPeer:
             (n,) = struct.unpack("!H", self._read(2))
         elif n == 127:
             (n,) = struct.unpack("!Q", self._read(8))
-        mask = self._read(4)
+        mask = self.last_mask = self._read(4)
         return b0 & 0x0F, _unmask(self._read(n), mask)
 
     def expect_close(self):

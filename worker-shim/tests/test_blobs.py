@@ -7,6 +7,7 @@ import http.server
 import io
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import threading
 import unittest
 
 from giskard_worker_shim import blobs, methods, tabular
-from giskard_worker_shim.errors import InvalidInput, ModelFetchError
+from giskard_worker_shim.errors import InvalidInput, ModelFetchError, ModelLoadError
 from giskard_worker_shim.models import ModelCache
 from tests.model_fixtures import ModelTestCase
 from tests.support import (TIMEOUT, FakeWsServer, HttpResponder, Shim, http_response,
@@ -184,6 +185,47 @@ class FetchTest(ModelTestCase):
             self.assertEqual(handler(params), {"model": "/m"})
         self.assertEqual(seen[0], {"model": "/m"})
         self.assertEqual(self.server.requests, [])
+
+    def test_a_known_blob_skips_the_cache_lookup_until_it_vanishes_or_fails_to_load(self):
+        data = b"model bytes"
+        self.server.add(data)
+        fetcher = self.fetcher()
+        lookups = []
+        real_cached = fetcher.cached
+        fetcher.cached = lambda spec: lookups.append(spec) or real_cached(spec)
+        broken = []
+
+        def load(params):
+            if broken or not os.path.exists(params["model"]):
+                raise ModelLoadError("cannot load %s" % params["model"])
+            with open(params["model"], "rb") as f:
+                return {"model": params["model"], "bytes": f.read()}
+
+        handler = blobs.with_blobs(load, fetcher)
+        params = {"model": SUPERVISOR_PATH, "modelBlob": spec_of(data, "file", "m.pkl")}
+        first = handler(params)
+        self.assertEqual(first, {"model": SUPERVISOR_PATH, "bytes": data})
+        self.assertEqual((len(lookups), len(self.server.requests)), (2, 1))  # run, then fetch
+        self.assertEqual(handler(params), first)
+        self.assertEqual(handler(dict(params, modelBlob=dict(params["modelBlob"]))), first)
+        self.assertEqual((len(lookups), len(self.server.requests)), (2, 1))  # remembered
+        # The cache was cleaned: the call fetches the blob again, and succeeds.
+        shutil.rmtree(self.cache)
+        self.assertEqual(handler(params), first)
+        self.assertEqual((len(lookups), len(self.server.requests)), (4, 2))
+        self.assertEqual(handler(params), first)
+        self.assertEqual(len(lookups), 4)
+        # A load failure with the file in place: the error, and the entry is forgotten.
+        broken.append(True)
+        with self.assertRaises(ModelLoadError):
+            handler(params)
+        self.assertEqual(len(lookups), 4)
+        broken.clear()
+        self.assertEqual(handler(params), first)
+        self.assertEqual((len(lookups), len(self.server.requests)), (5, 2))
+        # A malformed blob is never taken for a known one: parse_spec refuses it.
+        with self.assertRaises(InvalidInput):
+            handler(dict(params, modelBlob=dict(params["modelBlob"], size=True)))
 
     def test_bad_input_is_refused_before_any_download(self):
         data = b"x"

@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 import unittest
+from unittest import mock
 
 from giskard_worker_shim import websocket
 from giskard_worker_shim.protocol import ConnectionClosed, ProtocolError
@@ -82,6 +83,26 @@ class ConnectionTest(unittest.TestCase):
     def test_client_frames_are_masked_text(self):
         self.conn.send({"type": "heartbeat", "ts": 1.5})
         self.assertEqual(self.server.recv(skip_heartbeats=False), {"type": "heartbeat", "ts": 1.5})
+
+    def test_masks_come_from_a_pool_each_used_once(self):
+        pools = []
+        real_urandom = os.urandom
+
+        def urandom(n):
+            pools.append(real_urandom(n))
+            return pools[-1]
+
+        masks = []
+        with mock.patch.object(websocket.os, "urandom", urandom):
+            for i in range(1100):  # more frames than one pool's 1024 masks
+                self.conn.send({"type": "heartbeat", "ts": i})
+                payload = b'{"type":"heartbeat","ts":%d}' % i
+                self.assertEqual(self.server.recv_frame(), (0x1, payload))
+                masks.append(self.server.last_mask)
+        self.assertEqual([len(p) for p in pools], [websocket.MASK_POOL_BYTES] * 2)
+        drawn = b"".join(pools)
+        self.assertEqual(masks, [drawn[4 * i:4 * i + 4] for i in range(1100)])
+        self.assertGreater(len(set(masks)), 1)
 
     def test_close_is_echoed_and_ends_the_connection(self):
         self.server.send_frame(0x8, struct.pack("!H", 1001) + b"going away")

@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
-from giskard_worker_shim.errors import InvalidInput, ModelFetchError
+from giskard_worker_shim.errors import InvalidInput, ModelFetchError, ModelLoadError
 
 log = logging.getLogger("giskard_worker_shim")
 
@@ -288,24 +288,68 @@ def _kind(member: Any) -> str:
 
 # The model methods with blobs.
 
+KNOWN_BLOBS = 256  # blobs whose local path with_blobs remembers, per method
+
+
+def _blob_key(raw: Any) -> Optional[Tuple[str, str, str, int]]:
+    """`raw` (a modelBlob param) as a key, or None when it is not made of exactly the expected
+    types (then it goes through parse_spec, which says what is wrong)."""
+    if not isinstance(raw, dict):
+        return None
+    key = (raw.get("sha256"), raw.get("format"), raw.get("name"), raw.get("size"))
+    if type(key[0]) is str and type(key[1]) is str and type(key[2]) is str \
+            and type(key[3]) is int:  # not bool, which would equal 0 or 1 as a key
+        return key  # type: ignore[return-value]
+    return None
+
+
 def with_blobs(handler: Handler, fetcher: ModelFetcher,
                check_input: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Handler:
     """`handler` (load_model, predict) for an unmanaged worker: when the params carry a
     `modelBlob`, the model is the blob's local copy (fetched first if need be; `check_input`
     validates the params before a download), and a result's "model" still echoes the
-    supervisor's path."""
+    supervisor's path.
+
+    The local path of each blob a call succeeded with is remembered (by sha256, format, name
+    and size, KNOWN_BLOBS at most), so the next call with that blob skips parsing it and looking
+    for it in the cache: the handler's own stat of the model notices a change. An entry is
+    forgotten when a call with it fails to load the model; if the local copy vanished (the cache
+    was cleaned), the call fetches the blob again, as it would have without the entry."""
+    known = {}  # type: Dict[Tuple[str, str, str, int], str]
+
+    def call(params: Dict[str, Any], local: str) -> Dict[str, Any]:
+        result = handler(dict(params, model=local))
+        if "model" in result:
+            result["model"] = params.get("model", local)
+        return result
+
     def run(params: Dict[str, Any]) -> Dict[str, Any]:
         raw = params.get("modelBlob")
         if raw is None:
             return handler(params)
+        key = _blob_key(raw)
+        local = known.get(key) if key is not None else None
+        if local is not None:
+            try:
+                return call(params, local)
+            except Exception as e:
+                vanished = not os.path.lexists(local)
+                if vanished or isinstance(e, ModelLoadError):
+                    known.pop(key, None)  # type: ignore[arg-type]
+                if not vanished:
+                    raise
+                log.info("model blob %s vanished from the cache; fetching it again", local)
         spec = parse_spec(raw)
         local = fetcher.cached(spec)
         if local is None:
             if check_input is not None:
                 check_input(params)
             local = fetcher.fetch(spec)
-        result = handler(dict(params, model=local))
-        if "model" in result:
-            result["model"] = params.get("model", local)
+        result = call(params, local)
+        if key is not None:
+            known.pop(key, None)
+            known[key] = local
+            if len(known) > KNOWN_BLOBS:
+                del known[next(iter(known))]  # the oldest
         return result
     return run

@@ -21,6 +21,7 @@ from giskard_worker_shim.protocol import (MAX_FRAME_BYTES, ConnectionClosed, Pro
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HANDSHAKE_BYTES = 16 * 1024
+MASK_POOL_BYTES = 4096  # random bytes drawn at once for frame masks: 1024 frames per draw
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
@@ -242,6 +243,10 @@ class WebSocketConnection:
         self._closing = False
         # Messages before an error are delivered first; the error is raised by the next call.
         self._error = None  # type: Optional[Exception]
+        # Frame masks (RFC 6455 5.3: a fresh unpredictable key per frame) come from a pool of
+        # os.urandom bytes, each 4 used once: one system call per 1024 frames, not one each.
+        self._masks = b""
+        self._mask_at = 0
         self._pending = self._consume(leftover)
 
     def fileno(self) -> int:
@@ -318,9 +323,16 @@ class WebSocketConnection:
             pass
         self.close()
 
+    def _next_mask(self) -> bytes:
+        if self._mask_at + 4 > len(self._masks):
+            self._masks, self._mask_at = os.urandom(MASK_POOL_BYTES), 0
+        mask = self._masks[self._mask_at:self._mask_at + 4]
+        self._mask_at += 4
+        return mask
+
     def _send_frame(self, opcode: int, payload: bytes) -> None:
         try:
-            self._sock.sendall(encode_frame(opcode, payload, os.urandom(4)))
+            self._sock.sendall(encode_frame(opcode, payload, self._next_mask()))
         except OSError as e:
             raise ConnectionClosed("send failed: %s" % e) from None
 
