@@ -115,7 +115,7 @@ class PackagesFileTest(unittest.TestCase):
             scanned = environment.collect(scan=True)["packages"]
             self.assertEqual(scanned, environment.installed_packages())
             # The `environment` request scans afresh.
-            handler = default_dispatcher().lookup("environment").handler
+            handler = default_dispatcher().lookup("environment")
             self.assertEqual(handler({})["packages"], scanned)
             os.unlink(self.path)
             self.assertEqual(environment.collect()["packages"], scanned)

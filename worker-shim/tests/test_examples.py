@@ -11,7 +11,7 @@ import unittest
 
 from giskard_worker_shim import blobs, environment, methods, optional, tabular, template
 from giskard_worker_shim.dispatch import default_dispatcher
-from giskard_worker_shim.executor import invoke
+from giskard_worker_shim.calls import invoke
 from giskard_worker_shim.models import ModelCache
 from giskard_worker_shim.protocol import FrameDecoder, encode_frame
 from tests import model_fixtures
@@ -240,7 +240,7 @@ class ModelExamplesTest(ModelTestCase):
         request = self.examples["request-predict.json"]
         rows = [list(row) for row in request["params"]["rows"]]
         del rows[1][1]
-        reply = invoke(default_dispatcher().lookup("predict").handler, example["id"],
+        reply = invoke(default_dispatcher().lookup("predict"), example["id"],
                        self.params("request-predict.json", rows=rows))
         self.assertEqual(reply["error"]["type"], "InvalidInput")
         self.assertEqual(reply["error"]["message"], example["error"]["message"])

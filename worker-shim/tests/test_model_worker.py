@@ -15,7 +15,7 @@ from tests.support import TIMEOUT, FramePeer
 
 
 class ModelWorkerTest(ModelTestCase):
-    def run_worker(self, supervisor_side):
+    def run_worker(self, supervisor_side, heartbeat=5):
         """Runs a worker on this thread and `supervisor_side(peer)` on another; returns the
         worker's exit code."""
         worker_end, supervisor_end = socket.socketpair()
@@ -32,7 +32,7 @@ class ModelWorkerTest(ModelTestCase):
             try:
                 peer = FramePeer(supervisor_end)
                 self.assertEqual(peer.recv()["type"], "hello")
-                peer.send({"type": "welcome", "protocol": 1, "heartbeatSeconds": 5,
+                peer.send({"type": "welcome", "protocol": 1, "heartbeatSeconds": heartbeat,
                            "supervisorPid": os.getpid()})
                 supervisor_side(peer)
                 self.assertEqual(peer.request("bye", "shutdown"),
@@ -43,7 +43,7 @@ class ModelWorkerTest(ModelTestCase):
                 os.kill(os.getpid(), signal.SIGTERM)  # unblock the worker
         thread = threading.Thread(target=side)
         thread.start()
-        options = WorkerOptions("w-1", token="t", heartbeat_seconds=5, grace_seconds=0)
+        options = WorkerOptions("w-1", token="t", heartbeat_seconds=heartbeat, grace_seconds=0)
         code = Worker(dial, options, collect_env=lambda: {"pid": os.getpid()}).run()
         thread.join(TIMEOUT)
         self.assertFalse(thread.is_alive())
@@ -97,7 +97,7 @@ class ModelWorkerTest(ModelTestCase):
 
         self.assertEqual(self.run_worker(supervisor_side), 0)
 
-    def test_ping_is_answered_during_a_slow_predict(self):
+    def test_heartbeats_flow_during_a_slow_predict_and_ping_follows_it(self):
         slow = self.model_dir("slow", {"entrypoint": "tests.model_fixtures:SLOW"})
         model_fixtures.Slow.started.clear()
         model_fixtures.Slow.release.clear()
@@ -107,13 +107,18 @@ class ModelWorkerTest(ModelTestCase):
             peer.send({"type": "request", "id": "slow", "method": "predict",
                        "params": {"model": slow, "rows": [[1], [2], [3]]}})
             self.assertTrue(model_fixtures.Slow.started.wait(TIMEOUT))
-            self.assertEqual(peer.request("ping", "ping"),
-                             {"type": "reply", "id": "ping", "result": {"pong": True}})
+            peer.send({"type": "request", "id": "ping", "method": "ping"})
+            # The worker's heartbeats go on while the model runs (4 intervals of 0.1 s here,
+            # more than the 3 after which either side gives a silent peer up).
+            for _ in range(4):
+                self.assertEqual(peer.recv(skip_heartbeats=False)["type"], "heartbeat")
             model_fixtures.Slow.release.set()
             self.assertEqual(peer.recv(), {"type": "reply", "id": "slow",
                                            "result": {"predictions": [3], "rows": 3}})
+            self.assertEqual(peer.recv(),
+                             {"type": "reply", "id": "ping", "result": {"pong": True}})
 
-        self.assertEqual(self.run_worker(supervisor_side), 0)
+        self.assertEqual(self.run_worker(supervisor_side, heartbeat=0.1), 0)
 
 
 if __name__ == "__main__":

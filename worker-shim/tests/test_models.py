@@ -277,10 +277,9 @@ class CacheTest(ModelTestCase):
         os.environ["GSK_MODEL_CACHE_SIZE"] = "2"
         self.addCleanup(os.environ.pop, "GSK_MODEL_CACHE_SIZE")
         dispatcher = default_dispatcher()
-        cache = dispatcher.lookup("predict").handler.args[0]
+        cache = dispatcher.lookup("predict").args[0]
         self.assertEqual(cache.capacity, 2)
-        self.assertIs(dispatcher.lookup("load_model").handler.args[0], cache)
-        self.assertFalse(dispatcher.lookup("predict").inline)
+        self.assertIs(dispatcher.lookup("load_model").args[0], cache)
 
 class StartupTest(ModelTestCase):
     def test_start_path_imports_no_optional_module(self):

@@ -11,32 +11,56 @@ import time
 import unittest
 
 from giskard_worker_shim.dispatch import default_dispatcher
-from giskard_worker_shim.executor import Executor
+from giskard_worker_shim.calls import CallHeartbeats
 from giskard_worker_shim.protocol import FramedSocket
 from giskard_worker_shim.worker import Worker, WorkerOptions
 from tests.support import TIMEOUT, FakeSupervisor
 
 
-class ExecutorTest(unittest.TestCase):
-    def test_a_quick_reply_waited_for_needs_no_wake_up_and_a_slow_one_gets_one(self):
-        wakes = []
-        executor = Executor(lambda: wakes.append(1))
-        self.addCleanup(executor.stop)
-        executor.submit(1, "q", lambda params: {"n": params["n"]}, {"n": 1})
-        self.assertEqual(executor.take_results(wait=TIMEOUT),
-                         [(1, {"type": "reply", "id": "q", "result": {"n": 1}})])
-        self.assertEqual((wakes, executor.outstanding), ([], 0))
-        release = threading.Event()
-        executor.submit(2, "s", lambda params: {"ok": release.wait(TIMEOUT)}, {})
-        self.assertEqual(executor.take_results(wait=0.01), [])  # gave up: it is still running
-        release.set()
+class CallHeartbeatsTest(unittest.TestCase):
+    def test_heartbeats_go_out_only_between_begin_and_end(self):
+        sent = []
+
+        class Conn:
+            def send(self, message):
+                sent.append((message["type"], time.monotonic()))
+
+        heartbeats = CallHeartbeats()
+        self.addCleanup(heartbeats.stop)
+        start = time.monotonic()
+        heartbeats.begin(Conn(), 0.05, start)
+        deadline = start + TIMEOUT
+        while len(sent) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        last = heartbeats.end()
+        self.assertGreaterEqual(len(sent), 3)
+        self.assertEqual({kind for kind, _ in sent}, {"heartbeat"})
+        self.assertAlmostEqual(last, sent[-1][1], delta=0.01)  # when the last went out
+        # A whole interval after the last one at the earliest, 1.5 intervals at the latest
+        # (the thread wakes every half interval; scheduling may delay it on a busy machine).
+        gaps = [b[1] - a[1] for a, b in zip(sent, sent[1:])]
+        self.assertGreaterEqual(min(gaps), 0.045)
+        count = len(sent)
+        time.sleep(0.2)  # four intervals: nothing goes out once the call has ended
+        self.assertEqual(len(sent), count)
+
+    def test_a_failed_send_stops_the_heartbeats_of_that_call(self):
+        attempts = []
+
+        class Broken:
+            def send(self, message):
+                attempts.append(message)
+                raise OSError("broken pipe")
+
+        heartbeats = CallHeartbeats()
+        self.addCleanup(heartbeats.stop)
+        heartbeats.begin(Broken(), 0.02, 0.0)
         deadline = time.monotonic() + TIMEOUT
-        while not wakes and time.monotonic() < deadline:
-            time.sleep(0.001)
-        self.assertEqual(wakes, [1])
-        self.assertEqual(executor.take_results(),
-                         [(2, {"type": "reply", "id": "s", "result": {"ok": True}})])
-        self.assertEqual(executor.outstanding, 0)
+        while not attempts and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        heartbeats.end()
+        self.assertEqual(len(attempts), 1)
 
 
 class InProcessTest(unittest.TestCase):
@@ -86,28 +110,41 @@ class InProcessTest(unittest.TestCase):
             peer.send({"type": "request", "id": "s1", "method": "slow", "params": {"n": 1}})
             peer.send({"type": "request", "id": "s2", "method": "slow", "params": {"n": 2}})
             self.assertTrue(started.wait(TIMEOUT))
-            # Heartbeats keep flowing while the executor is busy.
-            for _ in range(2):
+            # Heartbeats keep flowing while the call runs, for longer than the worker's own
+            # silence rule (3 intervals) although this side sends nothing meanwhile.
+            for _ in range(5):
                 self.assertEqual(peer.recv(skip_heartbeats=False)["type"], "heartbeat")
-                peer.send({"type": "heartbeat", "ts": 0.0})
-            # From here on, a heartbeat before each step keeps the 0.3 s silence rule at bay.
             os.kill(os.getpid(), signal.SIGTERM)
-            peer.send({"type": "heartbeat", "ts": 0.0})
-            self.assertEqual(peer.recv()["error"]["type"], "WorkerShuttingDown")  # s2, queued
-            peer.send({"type": "request", "id": "s3", "method": "ping"})
-            self.assertEqual(peer.recv()["error"]["type"], "WorkerShuttingDown")
-            peer.send({"type": "heartbeat", "ts": 0.0})
             release.set()
             self.assertEqual(peer.recv(), {"type": "reply", "id": "s1", "result": {"done": 1}})
+            # s2 arrived before the stop and had not started: refused, not dropped.
+            reply = peer.recv()
+            self.assertEqual((reply["id"], reply["error"]["type"]), ("s2", "WorkerShuttingDown"))
             self.assertEqual([m["type"] for m in peer.expect_eof()], [])
 
         self.assertEqual(self.run_worker(supervisor_side, heartbeat=0.1), 0)
+
+    def test_replies_come_in_request_order(self):
+        self.dispatcher.register("echo", lambda params: {"n": params["n"]})
+
+        def supervisor_side(peer):
+            for n in range(20):
+                peer.send({"type": "request", "id": "e%d" % n, "method": "echo",
+                           "params": {"n": n}})
+            peer.send({"type": "request", "id": "p", "method": "ping"})
+            replies = [peer.recv() for _ in range(21)]
+            self.assertEqual([r["id"] for r in replies], ["e%d" % n for n in range(20)] + ["p"])
+            self.assertEqual([r["result"] for r in replies[:20]], [{"n": n} for n in range(20)])
+            self.assertEqual(peer.request("x", "shutdown")["result"], {"ok": True})
+            peer.expect_eof()
+
+        self.assertEqual(self.run_worker(supervisor_side), 0)
 
     def test_failing_and_unencodable_methods(self):
         def broken(params):
             raise ValueError("bad input %s" % params.get("x"))
         self.dispatcher.register("broken", broken)
-        self.dispatcher.register("unencodable", lambda params: {"x": object()}, inline=True)
+        self.dispatcher.register("unencodable", lambda params: {"x": object()})
         self.dispatcher.register("nan", lambda params: {"x": float("nan")})
 
         def supervisor_side(peer):

@@ -2,7 +2,7 @@
 worker (which may run on another machine), verified, and cached by content under
 $GSK_HOME/cache/models/<sha256>/<name>. See PROTOCOL.md, *Model blobs*.
 
-A ModelFetcher is used by one worker's executor thread, one fetch at a time. Several workers
+A ModelFetcher is used by one worker's I/O thread, one fetch at a time. Several workers
 (processes) may fetch the same blob at once: each downloads and unpacks into a temporary
 directory of its own and publishes the model with one rename, so a reader finds a complete model
 or none.

@@ -1,33 +1,26 @@
 """Request methods: name -> handler. A handler takes the request's `params` (a dict) and returns
 the reply's `result` (a JSON-serializable dict); an exception becomes a structured error reply.
-
-Inline methods run on the I/O thread and must be quick; the others run one at a time on the
-worker's executor thread, so heartbeats keep flowing during a long model call.
+Handlers run on the worker's I/O thread, one at a time (worker.py, calls.py).
 """
 
 import functools
-from typing import Any, Callable, Dict, NamedTuple, Optional
+from typing import Any, Callable, Dict, Optional
 
 from giskard_worker_shim import environment, methods, models
 
 Handler = Callable[[Dict[str, Any]], Dict[str, Any]]
 
 
-class Method(NamedTuple):
-    handler: Handler
-    inline: bool
-
-
 class Dispatcher:
     """A registry of methods. Built once before the worker runs; read-only afterwards."""
 
     def __init__(self) -> None:
-        self._methods = {}  # type: Dict[str, Method]
+        self._methods = {}  # type: Dict[str, Handler]
 
-    def register(self, name: str, handler: Handler, inline: bool = False) -> None:
-        self._methods[name] = Method(handler, inline)
+    def register(self, name: str, handler: Handler) -> None:
+        self._methods[name] = handler
 
-    def lookup(self, name: str) -> Optional[Method]:
+    def lookup(self, name: str) -> Optional[Handler]:
         return self._methods.get(name)
 
 
@@ -45,10 +38,10 @@ def default_dispatcher(cache: Optional[models.ModelCache] = None) -> Dispatcher:
     """The methods of protocol version 1. `shutdown` is handled by the worker loop itself. The
     model methods share one model cache (by default a new one sized by GSK_MODEL_CACHE_SIZE;
     a worker forked from a template gets the template's, preloaded models included), which
-    only the executor thread touches."""
+    only the worker's I/O thread touches."""
     dispatcher = Dispatcher()
-    dispatcher.register("ping", _ping, inline=True)
-    dispatcher.register("environment", _environment, inline=True)
+    dispatcher.register("ping", _ping)
+    dispatcher.register("environment", _environment)
     if cache is None:
         cache = models.ModelCache(models.cache_size_from_env())
     dispatcher.register("load_model", functools.partial(methods.load_model, cache))

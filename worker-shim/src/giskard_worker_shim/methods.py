@@ -1,7 +1,7 @@
 """The model methods `load_model` and `predict` (see PROTOCOL.md, *Models*). Each handler takes
 the worker's ModelCache and the request's params; dispatch.py binds the cache.
 
-They run on the executor thread, one at a time, which is what makes the cache (not
+They run on the worker's I/O thread, one at a time, which is what makes the cache (not
 thread-safe) safe to share between them.
 """
 

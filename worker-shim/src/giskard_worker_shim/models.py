@@ -5,7 +5,7 @@ A model is an object with `predict(X)` (and optionally `predict_proba(X)`, `clas
 plain function of X. Loading runs the model's own code (unpickling is code execution): the
 supervisor only names paths under its configured model roots.
 
-The cache belongs to one worker and is used by its executor thread only; nothing here is
+The cache belongs to one worker and is used by its I/O thread only; nothing here is
 thread-safe.
 """
 
@@ -96,7 +96,7 @@ def cache_size_from_env(environ: Mapping[str, str] = os.environ) -> int:
 class ModelCache:
     """The `capacity` most recently used models, by path; a model whose files changed (size or
     mtime_ns of the file, or of giskard-model.json and the artifact) is loaded again. Used by
-    the executor thread only: not thread-safe."""
+    the I/O thread only: not thread-safe."""
 
     def __init__(self, capacity: int = DEFAULT_CACHE_SIZE) -> None:
         self.capacity = max(1, capacity)

@@ -1,7 +1,7 @@
 """Optional third-party modules (numpy, pandas, joblib), imported lazily and at most once: never
 at start-up, so the worker starts fast in environments where they are missing or heavy.
 
-Used from the executor thread. The cache tolerates a race anyway: two threads would at worst
+Used from the worker's I/O thread. The cache tolerates a race anyway: two threads would at worst
 both import a module, which Python's import lock makes safe.
 """
 

@@ -3,7 +3,7 @@
 X is a pandas.DataFrame when pandas is importable and the columns are known, else a numpy array
 when numpy is, else the rows as plain lists. pandas and numpy are imported lazily, at the first
 predict that needs them, and only once (see optional.py). Pure functions apart from that
-import; they run on the executor thread.
+import; they run on the worker's I/O thread.
 """
 
 import json

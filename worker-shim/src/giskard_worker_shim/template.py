@@ -47,8 +47,8 @@ import importlib.metadata  # noqa: F401 (the `environment` request scans package
 import linecache  # noqa: F401 (formatting a traceback for an error reply reads the sources)
 import tokenize  # noqa: F401 (idem)
 
-from giskard_worker_shim import (__version__, dispatch, environment, errors,  # noqa: F401
-                                 executor, jsonout, manifest, methods, models, optional,
+from giskard_worker_shim import (__version__, calls, dispatch, environment,  # noqa: F401
+                                 errors, jsonout, manifest, methods, models, optional,
                                  protocol, tabular, worker)
 from giskard_worker_shim import log as shim_log
 from giskard_worker_shim import managed

@@ -145,9 +145,9 @@ def unmanaged_dispatcher(fetcher: blobs.ModelFetcher) -> Dispatcher:
     blobs*) when the supervisor sends `modelBlob`."""
     dispatcher = default_dispatcher()
     for method, check in (("load_model", None), ("predict", tabular.parse_table)):
-        entry = dispatcher.lookup(method)
-        assert entry is not None
-        dispatcher.register(method, blobs.with_blobs(entry.handler, fetcher, check))
+        handler = dispatcher.lookup(method)
+        assert handler is not None
+        dispatcher.register(method, blobs.with_blobs(handler, fetcher, check))
     return dispatcher
 
 

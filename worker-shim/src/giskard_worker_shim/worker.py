@@ -2,7 +2,8 @@
 while the supervisor is away, and exit with a documented code.
 
 `Worker.run` owns the connection on the calling thread (the main thread, so that SIGTERM and
-SIGINT can be handled); methods that are not inline run one at a time on an executor thread.
+SIGINT can be handled) and runs the requests there too, one at a time in arrival order; while
+one runs, a CallHeartbeats thread keeps the heartbeats flowing (calls.py).
 """
 
 import logging
@@ -15,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from giskard_worker_shim import __version__, environment, protocol
 from giskard_worker_shim.dispatch import Dispatcher, default_dispatcher
-from giskard_worker_shim.executor import Executor, invoke
+from giskard_worker_shim.calls import CallHeartbeats, invoke
 from giskard_worker_shim.protocol import ConnectionClosed, ProtocolError
 
 log = logging.getLogger("giskard_worker_shim")
@@ -28,10 +29,6 @@ EXIT_REJECTED = 77     # the peer refused this worker: bad token or key (EX_NOPE
 
 _STOPPED, _DROPPED = "stopped", "dropped"
 CLOSE_LINGER_SECONDS = 1.0  # on a graceful stop, how long to wait for the peer to hang up
-# After handing a request to the executor, how long the I/O thread waits for its reply before
-# going back to select(): a quick model call is answered without the wake-up round trip. The
-# supervisor sends a worker one call at a time, so nothing waits on the connection meanwhile.
-QUICK_REPLY_SECONDS = 0.1
 
 
 class Rejected(Exception):
@@ -83,12 +80,13 @@ class Worker:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._executor = Executor(self._wake)
-        self._generation = 0
+        self._heartbeats = CallHeartbeats()
         self._stop_requested = False
         self._dialing = False
-        self._submitted = False  # a request went to the executor since results were last taken
         self._shutdown_ids = []  # type: List[Any]
+        # The connection being served: its heartbeat interval and when one was last sent.
+        self._interval = options.heartbeat_seconds
+        self._last_heartbeat = 0.0
 
     def request_stop(self) -> None:
         """Graceful stop: finish the running request, then return EXIT_OK. Signal-safe."""
@@ -102,7 +100,7 @@ class Worker:
             return self._run()
         finally:
             restore()
-            self._executor.stop()
+            self._heartbeats.stop()
             self._wake_r.close()
             self._wake_w.close()
 
@@ -138,7 +136,6 @@ class Worker:
             if self._serve(conn, welcome, early) == _STOPPED:
                 return EXIT_OK
             deadline = self._grace_deadline()
-        self._executor.wait_idle()
         log.info("stopped")
         return EXIT_OK
 
@@ -195,38 +192,34 @@ class Worker:
 
     def _serve(self, conn: Connection, welcome: Dict[str, Any],
                early: List[Dict[str, Any]]) -> str:
-        self._generation += 1
-        generation = self._generation
         interval = welcome.get("heartbeatSeconds")
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
             interval = self._options.heartbeat_seconds
+        self._interval = interval
         silence = 3 * interval
         if self._on_welcome is not None:
             self._on_welcome(welcome)
-        now = time.monotonic()
-        next_heartbeat, last_received = now + interval, now
+        self._last_heartbeat = time.monotonic()
         try:
             for message in early:
-                self._handle(conn, generation, message)
+                self._handle(conn, message)
+            last_received = time.monotonic()  # (the time spent in requests is not silence)
             while True:
-                # Right after a hand-off, wait a moment for the reply (never a heartbeat's worth).
-                quick = min(QUICK_REPLY_SECONDS, interval / 4) if self._submitted else 0.0
-                self._submitted = False
-                self._deliver_results(conn, generation, quick)
-                if self._stop_requested and self._finish(conn, generation):
+                if self._stop_requested:
+                    self._finish(conn)
                     return _STOPPED
                 now = time.monotonic()
-                if now >= next_heartbeat:
+                if now >= self._last_heartbeat + interval:
                     conn.send(protocol.heartbeat())
-                    next_heartbeat = now + interval
+                    self._last_heartbeat = now
                 if now - last_received > silence:
                     raise ConnectionClosed("nothing received for %g s" % silence)
-                timeout = min(next_heartbeat, last_received + silence) - now
+                timeout = min(self._last_heartbeat + interval, last_received + silence) - now
                 if self._wait_readable(conn, timeout):
-                    messages = conn.receive()
+                    for message in conn.receive():
+                        self._handle(conn, message)
+                    # Nothing is read while a request runs: its time is not the peer's silence.
                     last_received = time.monotonic()
-                    for message in messages:
-                        self._handle(conn, generation, message)
         except ProtocolError as e:
             log.error("protocol error from the %s: %s; closing the connection",
                       self._options.peer, e)
@@ -236,39 +229,31 @@ class Worker:
             conn.close()
         return _DROPPED
 
-    def _finish(self, conn: Connection, generation: int) -> bool:
-        """During a stop: refuses queued requests; once idle, answers `shutdown` and closes."""
-        for job_generation, request_id in self._executor.cancel_pending():
-            if job_generation == generation:
-                self._send_reply(conn, _shutting_down(request_id))
-        if self._executor.outstanding > 0:
-            return False
+    def _finish(self, conn: Connection) -> None:
+        """During a stop: refuses the requests that already arrived, answers `shutdown`, and
+        closes. Nothing runs any more: requests run on this thread."""
+        while conn.ready() or select.select([conn], [], [], 0)[0]:
+            messages = conn.receive()
+            for message in messages:
+                self._handle(conn, message)
+            if not messages:
+                break
         for request_id in self._shutdown_ids:
             conn.send(protocol.reply_result(request_id, {"ok": True}))
         conn.close_gracefully(CLOSE_LINGER_SECONDS)
         log.info("stopped")
-        return True
 
-    def _deliver_results(self, conn: Connection, generation: int, wait: float = 0.0) -> None:
-        wait = 0.0 if self._stop_requested else wait
-        for job_generation, reply in self._executor.take_results(wait):
-            if job_generation == generation:
-                self._send_reply(conn, reply)
-            else:
-                log.info("dropping the reply to request %r: its connection is gone", reply["id"])
-
-    def _handle(self, conn: Connection, generation: int, message: Dict[str, Any]) -> None:
+    def _handle(self, conn: Connection, message: Dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "request":
-            self._handle_request(conn, generation, message)
+            self._handle_request(conn, message)
         elif kind == "error":
             log.error("the %s reported: %s", self._options.peer,
                       _describe_error(message.get("error")))
         elif kind != "heartbeat":
             log.debug("ignoring a message of type %r", kind)
 
-    def _handle_request(self, conn: Connection, generation: int,
-                        message: Dict[str, Any]) -> None:
+    def _handle_request(self, conn: Connection, message: Dict[str, Any]) -> None:
         request_id, method = message.get("id"), message.get("method")
         params = message.get("params", {})
         if not isinstance(request_id, str) or not isinstance(method, str) \
@@ -277,21 +262,26 @@ class Worker:
                 "InvalidRequest", 'a request needs a string "id", a string "method" and an '
                 'object "params"')))
         elif self._stop_requested:
-            self._send_reply(conn, _shutting_down(request_id))
+            if method == "shutdown":
+                self._shutdown_ids.append(request_id)
+            else:
+                self._send_reply(conn, _shutting_down(request_id))
         elif method == "shutdown":
             log.info("shutdown requested by the %s", self._options.peer)
             self._shutdown_ids.append(request_id)
             self._stop_requested = True
         else:
-            entry = self._dispatcher.lookup(method)
-            if entry is None:
+            handler = self._dispatcher.lookup(method)
+            if handler is None:
                 self._send_reply(conn, protocol.reply_error(request_id, protocol.error_object(
                     "MethodNotFound", "unknown method %r" % method)))
-            elif entry.inline:
-                self._send_reply(conn, invoke(entry.handler, request_id, params))
-            else:
-                self._executor.submit(generation, request_id, entry.handler, params)
-                self._submitted = True
+                return
+            self._heartbeats.begin(conn, self._interval, self._last_heartbeat)
+            try:
+                reply = invoke(handler, request_id, params)
+            finally:
+                self._last_heartbeat = self._heartbeats.end()
+            self._send_reply(conn, reply)
 
     def _send_reply(self, conn: Connection, reply: Dict[str, Any]) -> None:
         try:
