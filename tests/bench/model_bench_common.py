@@ -60,7 +60,7 @@ import numpy as np
 from giskard_worker_shim.dispatch import default_dispatcher
 from giskard_worker_shim.protocol import decode_json, encode_frame, reply_result
 spec = json.loads(sys.argv[1])
-predict = default_dispatcher().lookup("predict").handler
+predict = default_dispatcher().lookup("predict")
 clock = time.perf_counter_ns
 
 def per_call(fn, n):

@@ -309,7 +309,7 @@ def print_report(bench, a):
           f"| {us(ip['trivial']['decode_us'])} / {us(ip['trivial']['encode_us'])} | "
           f"{us(ip['iris']['decode_us'])} / {us(ip['iris']['encode_us'])} | "
           f"{us(ip['iris10k']['decode_us'])} / {us(ip['iris10k']['encode_us'])} |")
-    print(f"| floor: + Unix socket, the shim's I/O and executor threads, the client | "
+    print(f"| floor: + Unix socket, the shim's I/O loop, the client | "
           f"{us(floor_p50)} | {us(fl['latency_us']['p50'])} | {us(rf['latency_us']['p50'])} |")
     print(f"| REST: + HTTP and the daemon's relay | {us(rest_p50)} | "
           f"{us(iris_rest['latency_us']['p50'])} | {us(rr['latency_us']['p50'])} |")
