@@ -9,8 +9,10 @@ import tempfile
 import threading
 import time
 import unittest
+from unittest import mock
 
 from giskard_worker_shim.dispatch import default_dispatcher
+from giskard_worker_shim import calls
 from giskard_worker_shim.calls import CallHeartbeats
 from giskard_worker_shim.protocol import FramedSocket
 from giskard_worker_shim.worker import Worker, WorkerOptions
@@ -43,6 +45,23 @@ class CallHeartbeatsTest(unittest.TestCase):
         count = len(sent)
         time.sleep(0.2)  # four intervals: nothing goes out once the call has ended
         self.assertEqual(len(sent), count)
+
+    def test_a_long_interval_is_capped_for_the_websocket_endpoint(self):
+        sent = []
+
+        class Conn:
+            def send(self, message):
+                sent.append(message["type"])
+
+        heartbeats = CallHeartbeats()
+        self.addCleanup(heartbeats.stop)
+        with mock.patch.object(calls, "MAX_PERIOD_SECONDS", 0.05):
+            heartbeats.begin(Conn(), 3600.0, time.monotonic())
+            deadline = time.monotonic() + TIMEOUT
+            while len(sent) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            heartbeats.end()
+        self.assertEqual(sent[:2], ["heartbeat", "heartbeat"])
 
     def test_a_failed_send_stops_the_heartbeats_of_that_call(self):
         attempts = []

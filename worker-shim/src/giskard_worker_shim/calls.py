@@ -35,6 +35,12 @@ def _error_reply(request_id: Any, exc: BaseException) -> Dict[str, Any]:
             type(exc).__name__, "(no memory left to describe the error)"))
 
 
+# However long the heartbeat interval, a busy worker is heard from at least this often: the
+# supervisor's WebSocket endpoint closes a connection after 30 s without a frame, and the
+# worker's I/O thread does not answer that endpoint's pings while a call runs.
+MAX_PERIOD_SECONDS = 10.0
+
+
 class CallHeartbeats:
     """Sends heartbeats on a connection while the I/O thread runs a request on it.
 
@@ -42,7 +48,8 @@ class CallHeartbeats:
     daemon thread writes to it (under `_lock`), and the I/O thread does not touch it. The thread
     wakes every half interval and sends a heartbeat once a whole interval has passed since the
     last one, so the peer hears from a busy worker at least every 1.5 intervals (it closes a
-    connection after 3 silent ones). A failed send is left for the I/O thread to discover.
+    connection after 3 silent ones), and at least every 1.5 MAX_PERIOD_SECONDS. A failed send
+    is left for the I/O thread to discover.
 
     Thread-safety: `begin`, `end` and `stop` belong to the I/O thread; the rest is the
     thread's own. `begin` and `end` cost an uncontended lock each; the thread starts at the
@@ -59,7 +66,8 @@ class CallHeartbeats:
     def begin(self, conn: Any, interval: float, last_sent: float) -> None:
         """`last_sent` is when the I/O thread last sent a heartbeat (time.monotonic())."""
         with self._lock:
-            self._conn, self._interval, self._last_sent = conn, interval, last_sent
+            self._conn, self._last_sent = conn, last_sent
+            self._interval = min(interval, MAX_PERIOD_SECONDS)
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="gsk-heartbeats",
                                             daemon=True)

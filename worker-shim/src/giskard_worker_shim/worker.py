@@ -29,6 +29,7 @@ EXIT_REJECTED = 77     # the peer refused this worker: bad token or key (EX_NOPE
 
 _STOPPED, _DROPPED = "stopped", "dropped"
 CLOSE_LINGER_SECONDS = 1.0  # on a graceful stop, how long to wait for the peer to hang up
+FINISH_READS = 64  # on a graceful stop, reads of what already arrived (each refused), at most
 
 
 class Rejected(Exception):
@@ -232,7 +233,9 @@ class Worker:
     def _finish(self, conn: Connection) -> None:
         """During a stop: refuses the requests that already arrived, answers `shutdown`, and
         closes. Nothing runs any more: requests run on this thread."""
-        while conn.ready() or select.select([conn], [], [], 0)[0]:
+        for _ in range(FINISH_READS):
+            if not (conn.ready() or select.select([conn], [], [], 0)[0]):
+                break
             messages = conn.receive()
             for message in messages:
                 self._handle(conn, message)
