@@ -44,6 +44,8 @@ TEST(WorkerPoolIntegrationTest, AWorkerThatNeverRegistersIsKilledAtTheDeadline) 
   LaunchTemplate launch;
   launch.argv = {"/usr/bin/python3", "-c", "import time; time.sleep(60)"};
   launch.env = {{"PATH", "/usr/bin:/bin"}};
+  // The registration deadline runs from the launch, inside SetWanted.
+  auto started = std::chrono::steady_clock::now();
   ASSERT_TRUE(pool.SetWanted("k", 1, launch).ok());
   std::vector<WorkerInfo> workers = pool.List();
   ASSERT_EQ(workers.size(), 1u);
@@ -53,7 +55,6 @@ TEST(WorkerPoolIntegrationTest, AWorkerThatNeverRegistersIsKilledAtTheDeadline) 
   EXPECT_EQ(workers[0].state, WorkerState::kStarting);
   EXPECT_EQ(workers[0].process_start_ticks, process::ProcessStartTime(pid).value());
 
-  auto started = std::chrono::steady_clock::now();
   io.run_for(std::chrono::seconds(20));
   auto took = std::chrono::steady_clock::now() - started;
 
